@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`. Both create the venv and
+# install on first use (pinned by requirements.lock), so they work on a fresh clone.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: install demo test lint typecheck unit bench services lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check -U pip
+	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/tradelog demo
+
+services:
+	@scripts/services.sh
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q --doctest-modules src tests
+
+test: install services lint typecheck unit
+
+bench: install services
+	$(BIN)/python benchmarks/replay.py
+
+lock:
+	$(BIN)/pip freeze --exclude-editable --disable-pip-version-check | grep -v '^tradelog' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,157 @@
+"""Live latency benchmark: a writer process appends events to a log file at a fixed rate
+while ``tradelog run`` follows it; a WebSocket client on ``/log_stream/live`` measures the
+time from a line being written (its write time is in the line) to the event arriving.
+
+Prints p50/p90/p99/max latency per rate and whether the lag grew during the run (the
+backlog at the end vs the start), then the highest rate sustained without growing lag.
+
+    python benchmarks/live.py [--rates 5000,20000,50000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+BURST_S = 0.005
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write(path: str, rate: int, seconds: float) -> None:
+    """Appends ``rate`` events/s for ``seconds`` in bursts every 5 ms."""
+    per_burst = max(1, round(rate * BURST_S))
+    total = int(rate * seconds)
+    n = 0
+    start = time.perf_counter()
+    with open(path, "a", encoding="utf-8") as fh:
+        while True:
+            elapsed = time.perf_counter() - start
+            if n >= total:
+                break
+            due = min(total, int(elapsed * rate) + per_burst)
+            lines = []
+            while n < due:
+                now = time.time_ns()
+                lines.append(
+                    f'{{"ts":"2025-03-03T14:30:00.000000001Z","kind":"system",'
+                    f'"component":"bench","message":"{now}","event_id":"b{n}"}}\n'
+                )
+                n += 1
+            fh.write("".join(lines))
+            fh.flush()
+            time.sleep(max(0.0, BURST_S - (time.perf_counter() - start - elapsed)))
+
+
+def measure(rate: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "engine.log"
+        log.touch()
+        cfg = Path(tmp) / "t.toml"
+        cfg.write_text(
+            f'[store]\nurl = "duckdb:///{tmp}/s.duckdb"\n[pipeline]\nbatch_events = 4096\n'
+            f'[[sources]]\nname = "bench"\npath = "{log}"\npoll_interval_ms = 1\n'
+            "[marks]\nfuture_tolerance_ms = 1e12\nweekends = false\n",
+            encoding="utf-8",
+        )
+        port = free_port()
+        exe = str(Path(sys.executable).with_name("tradelog"))
+        proc = subprocess.Popen(
+            [exe, "run", "-c", str(cfg), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            lat: list[float] = []
+            writer = mp.Process(target=write, args=(str(log), rate, seconds))
+            with connect(f"ws://127.0.0.1:{port}/log_stream/live?kind=system",
+                         max_size=None) as ws:  # fmt: skip
+                ws.recv(timeout=5)  # hello
+                writer.start()
+                expected = int(rate * seconds)
+                deadline = time.monotonic() + seconds + 30
+                got = 0
+                first_half: list[float] = []
+                while got < expected and time.monotonic() < deadline:
+                    try:
+                        msg = json.loads(ws.recv(timeout=5))
+                    except TimeoutError:
+                        break
+                    if msg["type"] != "events":
+                        continue
+                    now = time.time_ns()
+                    for ev in msg["events"]:
+                        lat.append((now - int(ev["message"])) / 1e6)
+                    got += len(msg["events"])
+                    if not first_half and got >= expected // 2:
+                        first_half = list(lat)
+            writer.join()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    lat.sort()
+    if not lat:
+        return {"rate": rate, "received": 0}
+    q = statistics.quantiles(lat, n=100)
+    tail = lat[-max(1, len(lat) // 10) :]
+    head = first_half[: max(1, len(first_half) // 10)] if first_half else lat[:1]
+    return {
+        "rate": rate,
+        "received": len(lat),
+        "expected": int(rate * seconds),
+        "p50_ms": q[49],
+        "p90_ms": q[89],
+        "p99_ms": q[98],
+        "max_ms": lat[-1],
+        "lag_growing": statistics.median(tail) > 3 * max(statistics.median(head), 5.0),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rates", default="5000,20000,50000,100000")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    a = ap.parse_args()
+    print(f"host: {os.cpu_count()} CPUs; {a.seconds:.0f} s per rate")
+    best = 0
+    for rate in (int(r) for r in a.rates.split(",")):
+        r = measure(rate, a.seconds)
+        ok = r.get("received", 0) >= r.get("expected", 1) and not r.get("lag_growing")
+        if ok:
+            best = max(best, rate)
+        nan = float("nan")
+        print(
+            f"rate {rate:>7,}/s: received {r.get('received', 0):,}/{r.get('expected', 0):,} "
+            f"p50 {r.get('p50_ms', nan):.1f} ms  p90 {r.get('p90_ms', nan):.1f} ms  "
+            f"p99 {r.get('p99_ms', nan):.1f} ms  max {r.get('max_ms', nan):.0f} ms  "
+            f"lag {'GROWING' if r.get('lag_growing') else 'stable'}",
+            flush=True,
+        )
+    print(f"highest rate sustained without lag growth: {best:,} events/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from tradelog.cli import main
+
+main()

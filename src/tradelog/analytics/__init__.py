@@ -1,0 +1,1 @@
+"""Pure analytics: no I/O, no clock reads, no asyncio."""

@@ -1,0 +1,110 @@
+"""Live push: committed events, anomaly marks and metric snapshots to WebSocket clients.
+
+The committer thread calls ``publish`` after each commit; the hub hands the batch to the
+event loop, which fans it out to every client's bounded queue. A client that cannot keep
+up loses its oldest messages (it is told how many) and is disconnected if it stays
+behind, so a slow client never grows server memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from tradelog.model.events import Event
+from tradelog.storage.base import CommitBatch
+
+log = logging.getLogger("tradelog.api.live")
+
+LIVE_FIELDS: Final = (
+    "seq", "event_id", "kind", "ts", "ts_ingest", "source", "symbol", "venue", "account_id",
+    "strategy_id", "order_id", "root_order_id", "side", "qty", "price", "last_qty", "last_px",
+    "liquidity", "fee", "bid", "ask", "bid_size", "ask_size", "order_status", "latency_ms",
+    "slippage_bps", "anomaly_severity", "anomaly_types", "reason", "message",
+)  # fmt: skip
+CLIENT_QUEUE: Final = 256
+MAX_DROPS_BEFORE_DISCONNECT: Final = 10_000
+
+
+@dataclass
+class LiveFilter:
+    kinds: frozenset[str] = frozenset()
+    symbols: frozenset[str] = frozenset()
+    strategies: frozenset[str] = frozenset()
+
+    def accepts(self, row: dict[str, Any]) -> bool:
+        if self.kinds and row["kind"] not in self.kinds:
+            return False
+        if self.symbols and row["symbol"] not in self.symbols:
+            return False
+        return not (self.strategies and row["strategy_id"] not in self.strategies)
+
+
+@dataclass(eq=False)
+class Client:
+    """One WebSocket client (hashed by identity: it lives in the hub's set)."""
+
+    flt: LiveFilter
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    dropped: int = 0
+    sent: int = 0
+
+
+def event_row(ev: Event) -> dict[str, Any]:
+    return {name: getattr(ev, name) for name in LIVE_FIELDS}
+
+
+class LiveHub:
+    """Fan-out of committed batches to WebSocket clients (thread-safe ``publish``)."""
+
+    def __init__(self, metrics: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.clients: set[Client] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.metrics = metrics
+        self._encode = msgspec.json.Encoder().encode
+        self.published = 0
+        self.dropped = 0
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def publish(self, batch: CommitBatch) -> None:
+        """Called by the committer thread after a commit."""
+        loop = self.loop
+        if loop is None or not self.clients or loop.is_closed():
+            return
+        rows = [event_row(ev) for ev in batch.events]
+        marks = [msgspec.structs.asdict(m) for m in batch.marks]
+        loop.call_soon_threadsafe(self._fanout, rows, marks)
+
+    def _fanout(self, rows: list[dict[str, Any]], marks: list[dict[str, Any]]) -> None:
+        now = time.time_ns()
+        for client in list(self.clients):
+            picked = [r for r in rows if client.flt.accepts(r)]
+            if picked:
+                self._offer(client, {"type": "events", "sent_ns": now, "events": picked})
+            if marks:
+                self._offer(client, {"type": "anomalies", "sent_ns": now, "marks": marks})
+        self.published += len(rows)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Sends a message to every client (event-loop thread only)."""
+        for client in list(self.clients):
+            self._offer(client, message)
+
+    def _offer(self, client: Client, message: dict[str, Any]) -> None:
+        data = self._encode(message)
+        q = client.queue
+        if q.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                q.get_nowait()  # drop the oldest message for this slow client
+            client.dropped += 1
+            self.dropped += 1
+        q.put_nowait(data)

@@ -1,0 +1,175 @@
+"""Prometheus metrics (``/metrics``). Names follow ``tradelog_<component>_<name>_<unit>``,
+counters end in ``_total``, labels come from bounded sets only (kind, reason, source,
+venue, strategy — never order or account ids). The registry belongs to the app; nothing
+is registered globally."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tradelog.model.events import EventKind
+from tradelog.storage.base import CommitBatch
+
+LATENCY_BUCKETS_MS: Final = (
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+)  # fmt: skip
+SECONDS_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+)  # fmt: skip
+MAX_LABEL_VALUES: Final = 200
+
+
+class _Bounded:
+    """Keeps a label's distinct values bounded: past the limit, values become ``other``."""
+
+    def __init__(self, limit: int = MAX_LABEL_VALUES) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str | None) -> str:
+        if value is None:
+            return "none"
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return "other"
+        self.seen.add(value)
+        return value
+
+
+class _Gauges(Collector):
+    """Gauges read at scrape time from a callable (queue depths, connection states…)."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        values = self.read()
+        for name, spec in values.items():
+            help_text, labels, samples = spec
+            family = GaugeMetricFamily(name, help_text, labels=labels)
+            for label_values, value in samples:
+                family.add_metric(label_values, value)
+            yield family
+
+
+class Metrics:
+    """All tradelog metrics in one registry; ``observe_commit`` is a committer listener."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "tradelog_pipeline_events_total", "Events committed", ["kind", "source"], registry=r
+        )
+        self.rejects = Counter(
+            "tradelog_pipeline_rejects_total", "Rejects committed", ["reason", "source"], registry=r
+        )
+        self.anomalies = Counter(
+            "tradelog_mark_anomalies_total", "Anomaly marks", ["type", "severity"], registry=r
+        )
+        self.batch_events = Histogram(
+            "tradelog_pipeline_batch_events",
+            "Events per committed batch",
+            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000),
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "tradelog_store_commit_seconds",
+            "Time to commit one batch",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.lag_seconds = Histogram(
+            "tradelog_pipeline_lag_seconds",
+            "End-to-end lag: ingest time minus event time",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.ingest_lag_seconds = Histogram(
+            "tradelog_pipeline_ingest_to_commit_seconds",
+            "From reading a record to its commit",
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.ack_latency = Histogram(
+            "tradelog_orders_ack_latency_ms",
+            "Order-to-ack latency by venue",
+            ["venue"],
+            buckets=LATENCY_BUCKETS_MS,
+            registry=r,
+        )
+        self.filled_qty = Counter(
+            "tradelog_orders_filled_qty_total",
+            "Filled quantity of finished orders",
+            ["strategy"],
+            registry=r,
+        )
+        self.ordered_qty = Counter(
+            "tradelog_orders_ordered_qty_total",
+            "Ordered quantity of finished orders",
+            ["strategy"],
+            registry=r,
+        )
+        self._fill_rates: dict[str, list[float]] = {}
+        self._venue = _Bounded()
+        self._source = _Bounded()
+        self._strategy = _Bounded()
+        self._gauge_readers: list[Callable[[], dict[str, Any]]] = []
+        r.register(_Gauges(self._gauges))
+
+    def add_gauges(self, read: Callable[[], dict[str, Any]]) -> None:
+        """``read()`` → {name: (help, [label names], [([label values], value), …])}."""
+        self._gauge_readers.append(read)
+
+    def _gauges(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "tradelog_orders_fill_rate_ratio": (
+                "Filled / ordered quantity of finished orders, by strategy",
+                ["strategy"],
+                [([s], f / q) for s, (f, q) in self._fill_rates.items() if q > 0],
+            )
+        }
+        for read in self._gauge_readers:
+            out.update(read())
+        return out
+
+    def observe_commit(self, batch: CommitBatch) -> None:
+        now = time.time_ns()
+        counts: dict[tuple[str, str], int] = {}
+        for ev in batch.events:
+            key = (ev.kind.value, ev.source)
+            counts[key] = counts.get(key, 0) + 1
+            if ev.kind is EventKind.ORDER_ACK and ev.latency_ms is not None and ev.latency_ms >= 0:
+                self.ack_latency.labels(self._venue(ev.venue)).observe(ev.latency_ms)
+        for (kind, source), n in counts.items():
+            self.events.labels(kind, self._source(source)).inc(n)
+        for rj in batch.rejects:
+            self.rejects.labels(rj.reason.value, self._source(rj.source)).inc()
+        for m in batch.marks:
+            self.anomalies.labels(m.type, m.severity.value).inc()
+        for o in batch.orders:
+            if o.qty is None:
+                continue
+            strategy = self._strategy(o.strategy_id)
+            self.filled_qty.labels(strategy).inc(o.filled_qty)
+            self.ordered_qty.labels(strategy).inc(o.qty)
+            acc = self._fill_rates.setdefault(strategy, [0.0, 0.0])
+            acc[0] += o.filled_qty
+            acc[1] += o.qty
+        self.batch_events.observe(len(batch.events))
+        lag = self.lag_seconds.observe
+        for ev in batch.events:
+            lag(max(0.0, (ev.ts_ingest - ev.ts) / 1e9))
+        if batch.events:
+            first_read = min(ev.ts_ingest for ev in batch.events)
+            self.ingest_lag_seconds.observe(max(0.0, (now - first_read) / 1e9))
+
+    def observe_commit_time(self, seconds: float) -> None:
+        self.commit_seconds.observe(seconds)

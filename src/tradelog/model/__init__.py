@@ -1,0 +1,1 @@
+"""Event types, enums, ids and time helpers. Imports nothing else of tradelog."""

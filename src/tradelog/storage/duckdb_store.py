@@ -1,0 +1,406 @@
+"""The embedded store: one DuckDB file.
+
+Writes come from one thread (the pipeline's committer) through ``commit``; reads use their
+own cursors, so the API can query while the pipeline writes. Every batch is one
+transaction: events, rejects, marks, orders, source positions and the state snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from tradelog.model.events import Event
+from tradelog.model.ids import id_hash
+from tradelog.storage.arrow_codec import (
+    EVENT_SCHEMA,
+    MARK_SCHEMA,
+    ORDER_SCHEMA,
+    REJECT_SCHEMA,
+    ROUND_TRIP_SCHEMA,
+    events_to_arrow,
+    rows_to_events,
+    structs_to_arrow,
+)
+from tradelog.storage.base import CommitBatch, EventFilter, StreamPosition
+from tradelog.storage.schema import migrations
+from tradelog.storage.sql import Sql
+
+_POSITION_COLUMNS = (
+    "source", "stream", "src_ref", "offset", "fingerprint", "dev", "inode", "lines_read",
+    "events", "rejects", "duplicates", "ignored",
+)  # fmt: skip
+
+
+class DuckDBStore:
+    """Store on a DuckDB file (``duckdb:///path``); ``read_only`` for ``serve``/``report``."""
+
+    def __init__(
+        self,
+        path: str,
+        read_only: bool = False,
+        url: str | None = None,
+        memory_limit: str | None = "256MB",
+        threads: int | None = None,
+    ) -> None:
+        self.url = url or f"duckdb:///{path}"
+        self.path = path
+        if not read_only:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        elif not os.path.exists(path):
+            raise FileNotFoundError(f"no store at {path}")
+        self._con = duckdb.connect(path, read_only=read_only)
+        self.sql = Sql("duckdb")
+        self._lock = threading.Lock()
+        self._known_streams: set[tuple[str, str]] | None = None
+        self._pending_streams: set[tuple[str, str]] = set()
+        self.read_only = read_only
+        if memory_limit:
+            self._con.execute("SET memory_limit = ?", [memory_limit])
+        if threads:
+            self._con.execute(f"SET threads = {int(threads)}")
+        if not read_only:
+            self._con.execute("SET checkpoint_threshold = '256MB'")
+            self._con.execute("SET preserve_insertion_order = false")
+            self._migrate()
+
+    # ------------------------------------------------------------------ schema
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version BIGINT PRIMARY KEY, description VARCHAR, applied_ns BIGINT)"
+        )
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = int(row[0]) if row else 0
+        for version, description, statements in migrations("duckdb"):
+            if version <= current:
+                continue
+            con.execute("BEGIN")
+            try:
+                for stmt in statements:
+                    con.execute(stmt)
+                con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    [version, description, time.time_ns()],
+                )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self._cursor().execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def table_columns(self, table: str) -> list[str]:
+        rows = self._cursor().execute(f"DESCRIBE {table}").fetchall()
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ writes
+    def commit(self, batch: CommitBatch) -> None:
+        events = events_to_arrow(batch.events, batch.id_hashes) if batch.events else None
+        rejects = (
+            structs_to_arrow(batch.rejects, REJECT_SCHEMA, batch.reject_hashes)
+            if batch.rejects
+            else None
+        )
+        marks = structs_to_arrow(batch.marks, MARK_SCHEMA) if batch.marks else None
+        orders = structs_to_arrow(batch.orders, ORDER_SCHEMA) if batch.orders else None
+        trips = (
+            structs_to_arrow(batch.round_trips, ROUND_TRIP_SCHEMA) if batch.round_trips else None
+        )
+        now = time.time_ns()
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                if events is not None:
+                    con.register("_tl_events", events)
+                    con.execute("INSERT INTO events BY NAME SELECT * FROM _tl_events")
+                    con.unregister("_tl_events")
+                if rejects is not None:
+                    con.register("_tl_rejects", rejects)
+                    con.execute("INSERT INTO rejects BY NAME SELECT * FROM _tl_rejects")
+                    con.unregister("_tl_rejects")
+                if marks is not None:
+                    con.register("_tl_marks", marks)
+                    con.execute("INSERT INTO anomalies BY NAME SELECT * FROM _tl_marks")
+                    con.unregister("_tl_marks")
+                if orders is not None:
+                    self._write_orders(con, orders, batch)
+                if trips is not None:
+                    con.register("_tl_trips", trips)
+                    con.execute("INSERT INTO round_trips BY NAME SELECT * FROM _tl_trips")
+                    con.unregister("_tl_trips")
+                self._write_positions(con, batch, now)
+                if batch.snapshot is not None:
+                    partition, seq, data = batch.snapshot
+                    con.execute(
+                        """
+                        INSERT INTO state_snapshots VALUES (?, ?, ?, ?)
+                        ON CONFLICT (partition) DO UPDATE SET
+                            seq = excluded.seq, saved_ns = excluded.saved_ns, data = excluded.data
+                        """,
+                        [partition, seq, now, data],
+                    )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                self._pending_streams.clear()
+                raise
+            if self._known_streams is not None:
+                self._known_streams |= self._pending_streams
+            self._pending_streams.clear()
+
+    def _write_positions(
+        self, con: duckdb.DuckDBPyConnection, batch: CommitBatch, now: int
+    ) -> None:
+        """Streams seen before are updated in place (cheaper than an upsert on this small
+        keyed table); new ones are inserted."""
+        if self._known_streams is None:
+            rows = con.execute("SELECT source, stream FROM source_positions").fetchall()
+            self._known_streams = {(r[0], r[1]) for r in rows}
+        for p in batch.positions:
+            key = (p.source, p.stream)
+            if key in self._known_streams:
+                con.execute(
+                    """
+                    UPDATE source_positions SET
+                        src_ref = ?, "offset" = ?, fingerprint = ?, dev = ?, inode = ?,
+                        lines_read = lines_read + ?, events = events + ?, rejects = rejects + ?,
+                        duplicates = duplicates + ?, ignored = ignored + ?, updated_ns = ?
+                    WHERE source = ? AND stream = ?
+                    """,
+                    [
+                        p.src_ref, p.offset, p.fingerprint, p.dev, p.inode, p.lines_read,
+                        p.events, p.rejects, p.duplicates, p.ignored, now, p.source, p.stream,
+                    ],
+                )  # fmt: skip
+            else:
+                con.execute(
+                    "INSERT INTO source_positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [*(getattr(p, c) for c in _POSITION_COLUMNS), now],
+                )
+                self._pending_streams.add(key)
+
+    @staticmethod
+    def _write_orders(con: duckdb.DuckDBPyConnection, orders: pa.Table, batch: CommitBatch) -> None:
+        if batch.order_rewrites:
+            con.execute(
+                "DELETE FROM orders WHERE order_id IN (SELECT unnest(?))",
+                [sorted(batch.order_rewrites)],
+            )
+        con.register("_tl_orders", orders)
+        if batch.order_placeholders:
+            con.execute(
+                """
+                INSERT INTO orders BY NAME SELECT * FROM _tl_orders
+                WHERE order_id NOT IN (SELECT unnest($1))
+                   OR order_id NOT IN (SELECT order_id FROM orders)
+                """,
+                [sorted(batch.order_placeholders)],
+            )
+        else:
+            con.execute("INSERT INTO orders BY NAME SELECT * FROM _tl_orders")
+        con.unregister("_tl_orders")
+
+    # ------------------------------------------------------------------ recovery
+    def load_positions(self) -> list[StreamPosition]:
+        cols = ", ".join(f'"{c}"' for c in _POSITION_COLUMNS)
+        rows = self._cursor().execute(f"SELECT {cols} FROM source_positions").fetchall()
+        return [StreamPosition(**dict(zip(_POSITION_COLUMNS, r, strict=True))) for r in rows]
+
+    def load_id_hashes(self) -> npt.NDArray[np.int64]:
+        result = (
+            self._cursor()
+            .execute("SELECT id_hash FROM events UNION ALL SELECT id_hash FROM rejects")
+            .fetchnumpy()
+        )
+        return np.asarray(result["id_hash"], dtype=np.int64)
+
+    def stored_event_ids(self, event_ids: list[str], hashes: list[int] | None = None) -> set[str]:
+        """Which of these event/reject ids are stored (exact); with their id hashes the
+        lookup joins on the integer column first, which is several times cheaper."""
+        if not event_ids:
+            return set()
+        if hashes is None:
+            hashes = [id_hash(i) for i in event_ids]
+        rows = (
+            self._cursor()
+            .execute(
+                """
+                WITH q AS (SELECT unnest($1) AS h, unnest($2) AS id)
+                SELECT e.event_id FROM events e
+                SEMI JOIN q ON e.id_hash = q.h AND e.event_id = q.id
+                UNION
+                SELECT r.reject_id FROM rejects r
+                SEMI JOIN q ON r.id_hash = q.h AND r.reject_id = q.id
+                """,
+                [hashes, event_ids],
+            )
+            .fetchall()
+        )
+        return {r[0] for r in rows}
+
+    def load_snapshot(self, partition: int) -> tuple[int, bytes] | None:
+        row = (
+            self._cursor()
+            .execute("SELECT seq, data FROM state_snapshots WHERE partition = ?", [partition])
+            .fetchone()
+        )
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def events_after(self, seq: int, limit: int) -> list[Event]:
+        table = (
+            self._cursor()
+            .sql("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", params=[seq, limit])
+            .to_arrow_table()
+        )
+        return rows_to_events(_as_table(table))
+
+    def max_seq(self) -> int:
+        row = self._cursor().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ reads
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def latest_ts(self) -> int | None:
+        row = self._cursor().execute("SELECT max(ts) FROM events").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def statistics(self) -> dict[str, Any]:
+        cur = self._cursor()
+        sources: dict[str, dict[str, Any]] = {}
+        for row in cur.execute(
+            """
+            SELECT source, sum(lines_read), sum(events), sum(rejects), sum(duplicates),
+                   sum(ignored), count(*), max(updated_ns)
+            FROM source_positions GROUP BY source ORDER BY source
+            """
+        ).fetchall():
+            lines, ev, rej, dup, ign = (int(x) for x in row[1:6])
+            sources[row[0]] = {
+                "lines_read": lines,
+                "events": ev,
+                "rejects": rej,
+                "duplicates": dup,
+                "ignored": ign,
+                "reconciled": lines == ev + rej + dup + ign,
+                "streams": int(row[6]),
+                "last_commit_ns": int(row[7]) if row[7] is not None else None,
+            }
+        by_kind = dict(cur.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+        by_reason = dict(
+            cur.execute("SELECT reason, count(*) FROM rejects GROUP BY reason").fetchall()
+        )
+        span = cur.execute("SELECT count(*), min(ts), max(ts) FROM events").fetchone()
+        marks = dict(cur.execute("SELECT type, count(*) FROM anomalies GROUP BY type").fetchall())
+        orders = cur.execute("SELECT count(*) FROM orders").fetchone()
+        return {
+            "sources": sources,
+            "events_by_kind": {k: int(v) for k, v in sorted(by_kind.items())},
+            "rejects_by_reason": {k: int(v) for k, v in sorted(by_reason.items())},
+            "anomalies_by_type": {k: int(v) for k, v in sorted(marks.items())},
+            "events_total": int(span[0]) if span else 0,
+            "first_event_ns": span[1] if span else None,
+            "last_event_ns": span[2] if span else None,
+            "finished_orders": int(orders[0]) if orders else 0,
+        }
+
+    def recent(self, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
+        where, params = _where(flt)
+        sql = f"SELECT * EXCLUDE (id_hash) FROM events {where} ORDER BY ts DESC, seq DESC LIMIT ?"
+        table = _as_table(self._cursor().sql(sql, params=[*params, limit]).to_arrow_table())
+        rows: list[dict[str, Any]] = table.to_pylist()
+        return rows
+
+    def order_events(self, order_id: str) -> list[Event]:
+        table = (
+            self._cursor()
+            .sql(
+                """
+                SELECT * FROM events WHERE root_order_id = (
+                    SELECT root_order_id FROM events
+                    WHERE root_order_id = $1 OR order_id = $1 OR orig_order_id = $1
+                       OR venue_order_id = $1
+                    ORDER BY (root_order_id = $1) DESC,
+                             (order_id = $1 OR orig_order_id = $1) DESC
+                    LIMIT 1)
+                ORDER BY seq
+                """,
+                params=[order_id],
+            )
+            .to_arrow_table()
+        )
+        return rows_to_events(_as_table(table))
+
+    def order_row(self, order_id: str) -> dict[str, Any] | None:
+        rows = (
+            self._cursor()
+            .sql(
+                """
+                SELECT * FROM orders
+                WHERE order_id = $1 OR list_contains(string_split(aliases, ','), $1)
+                LIMIT 1
+                """,
+                params=[order_id],
+            )
+            .to_arrow_table()
+        )
+        found: list[dict[str, Any]] = _as_table(rows).to_pylist()
+        return found[0] if found else None
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Read-only SQL for analytics (results as Arrow)."""
+        return _as_table(self._cursor().sql(sql, params=params or []).to_arrow_table())
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.read_only:
+                self._con.execute("CHECKPOINT")
+            self._con.close()
+
+
+def _as_table(result: Any) -> pa.Table:
+    """Typed view of a DuckDB Arrow result."""
+    if not isinstance(result, pa.Table):
+        raise TypeError(f"expected an Arrow table from DuckDB; got {type(result).__name__}")
+    return result
+
+
+def _where(flt: EventFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if flt.start is not None:
+        clauses.append("ts >= ?")
+        params.append(flt.start)
+    if flt.end is not None:
+        clauses.append("ts < ?")
+        params.append(flt.end)
+    for col, value in (
+        ("symbol", flt.symbol),
+        ("venue", flt.venue),
+        ("strategy_id", flt.strategy),
+        ("account_id", flt.account),
+    ):
+        if value is not None:
+            clauses.append(f"{col} = ?")
+            params.append(value)
+    if flt.kinds:
+        clauses.append("kind IN (SELECT unnest(?))")
+        params.append(list(flt.kinds))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+__all__ = ["EVENT_SCHEMA", "DuckDBStore"]

@@ -1,0 +1,1 @@
+"""Analysis queries, written once for both stores through ``storage.sql``."""

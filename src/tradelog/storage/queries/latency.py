@@ -1,0 +1,78 @@
+"""Latency analysis (DESIGN §4): ack, first-fill and cancel latency from the events that
+completed them, with negative values (clock skew) left out of the statistics and counted."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from tradelog.analytics.stats import LOG_BUCKETS_PER_DECADE, QUANTILES
+from tradelog.storage.base import EventFilter, Store
+
+KINDS: Final = {"ack": "order_ack", "fill": "fill", "cancel": "order_cancelled"}
+GROUPS: Final = ("venue", "strategy_id", "symbol", "order_type")
+MINUTE_NS: Final = 60_000_000_000
+
+
+def _base(store: Store, flt: EventFilter, order_type: str | None) -> tuple[str, list[Any]]:
+    kinds = ", ".join(f"'{k}'" for k in KINDS.values())
+    extra = [f"kind IN ({kinds})", "latency_ms IS NOT NULL"]
+    where, params = store.sql.where(flt, extra=extra)
+    if order_type is not None:
+        where += f" AND order_type = {store.sql.p}"
+        params.append(order_type)
+    return where, params
+
+
+def summaries(
+    store: Store, flt: EventFilter, order_type: str | None = None
+) -> list[dict[str, Any]]:
+    """One scan: per kind, overall and by venue/strategy/symbol/order type."""
+    s = store.sql
+    where, params = _base(store, flt, order_type)
+    groups = ", ".join(f"({g})" for g in GROUPS)
+    sql = f"""
+        SELECT kind,
+               {", ".join(f"{g}" for g in GROUPS)},
+               {", ".join(f"GROUPING({g}) AS g_{g}" for g in GROUPS)},
+               count(*) FILTER (WHERE latency_ms >= 0) AS n,
+               count(*) FILTER (WHERE latency_ms < 0) AS negative,
+               avg(latency_ms) FILTER (WHERE latency_ms >= 0) AS mean,
+               {s.quantiles("latency_ms", QUANTILES)} FILTER (WHERE latency_ms >= 0) AS q,
+               max(latency_ms) FILTER (WHERE latency_ms >= 0) AS mx
+        FROM events {where}
+        GROUP BY kind, GROUPING SETS ((), {groups})
+    """
+    rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
+    return rows
+
+
+def histogram(
+    store: Store, flt: EventFilter, order_type: str | None = None
+) -> list[dict[str, Any]]:
+    """Counts per kind and log-spaced bucket (None = exactly zero), non-negative only."""
+    where, params = _base(store, flt, order_type)
+    sql = f"""
+        SELECT kind,
+               CASE WHEN latency_ms > 0
+                    THEN CAST(floor(log10(latency_ms) * {LOG_BUCKETS_PER_DECADE}) AS BIGINT)
+               END AS bucket,
+               count(*) AS n
+        FROM events {where} AND latency_ms >= 0
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """
+    rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
+    return rows
+
+
+def trend(store: Store, flt: EventFilter, order_type: str | None = None) -> list[dict[str, Any]]:
+    """Per kind and minute of event time: count, mean, p50, p99."""
+    s = store.sql
+    where, params = _base(store, flt, order_type)
+    sql = f"""
+        SELECT kind, {s.bucket("ts", MINUTE_NS)} AS minute_ns, count(*) AS n,
+               avg(latency_ms) AS mean, {s.quantiles("latency_ms", (0.5, 0.99))} AS q
+        FROM events {where} AND latency_ms >= 0
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """
+    rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
+    return rows

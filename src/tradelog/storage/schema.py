@@ -1,0 +1,222 @@
+"""Table definitions and versioned migrations, shared by the DuckDB and PostgreSQL stores.
+
+Migrations are frozen literals: a new column is a new migration, never an edit of an old
+one. A test checks that the migrated tables have exactly the columns the Arrow codec
+writes, so a forgotten migration fails in CI, not in production.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Columns = tuple[tuple[str, str], ...]
+Dialect = Literal["duckdb", "postgresql"]
+
+_TYPES: Final[dict[Dialect, dict[str, str]]] = {
+    "duckdb": {"text": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN",
+               "bytes": "BLOB"},
+    "postgresql": {"text": "TEXT", "int": "BIGINT", "float": "DOUBLE PRECISION",
+                   "bool": "BOOLEAN", "bytes": "BYTEA"},
+}  # fmt: skip
+
+_EVENTS_V1: Final[Columns] = (
+    ("event_id", "text"),
+    ("kind", "text"),
+    ("ts", "int"),
+    ("ts_ingest", "int"),
+    ("source", "text"),
+    ("src_ref", "text"),
+    ("src_offset", "int"),
+    ("raw", "text"),
+    ("attrs", "text"),
+    ("symbol", "text"),
+    ("venue", "text"),
+    ("account_id", "text"),
+    ("strategy_id", "text"),
+    ("order_id", "text"),
+    ("orig_order_id", "text"),
+    ("venue_order_id", "text"),
+    ("side", "text"),
+    ("qty", "float"),
+    ("price", "float"),
+    ("order_type", "text"),
+    ("tif", "text"),
+    ("reason", "text"),
+    ("exec_id", "text"),
+    ("last_qty", "float"),
+    ("last_px", "float"),
+    ("cum_qty", "float"),
+    ("leaves_qty", "float"),
+    ("avg_px", "float"),
+    ("liquidity", "text"),
+    ("fee", "float"),
+    ("fee_currency", "text"),
+    ("counterparty_account", "text"),
+    ("bid", "float"),
+    ("ask", "float"),
+    ("bid_size", "float"),
+    ("ask_size", "float"),
+    ("position", "float"),
+    ("realized_pnl", "float"),
+    ("unrealized_pnl", "float"),
+    ("severity", "text"),
+    ("component", "text"),
+    ("message", "text"),
+    ("seq", "int"),
+    ("owner_id", "text"),
+    ("root_order_id", "text"),
+    ("context_from_order", "bool"),
+    ("order_status", "text"),
+    ("latency_ms", "float"),
+    ("mkt_bid", "float"),
+    ("mkt_ask", "float"),
+    ("mkt_ts", "int"),
+    ("arrival_mid", "float"),
+    ("arrival_ts", "int"),
+    ("slippage_bps", "float"),
+    ("anomaly_severity", "text"),
+    ("anomaly_types", "text"),
+    ("id_hash", "int"),
+)
+_REJECTS_V1: Final[Columns] = (
+    ("reject_id", "text"),
+    ("source", "text"),
+    ("src_ref", "text"),
+    ("src_offset", "int"),
+    ("reason", "text"),
+    ("detail", "text"),
+    ("raw", "text"),
+    ("ts_ingest", "int"),
+    ("field", "text"),
+    ("id_hash", "int"),
+)
+_ANOMALIES_V1: Final[Columns] = (
+    ("event_id", "text"),
+    ("ts", "int"),
+    ("kind", "text"),
+    ("type", "text"),
+    ("severity", "text"),
+    ("value", "float"),
+    ("threshold", "float"),
+    ("symbol", "text"),
+    ("venue", "text"),
+    ("strategy_id", "text"),
+    ("account_id", "text"),
+    ("order_id", "text"),
+    ("detail", "text"),
+)
+_ORDERS_V1: Final[Columns] = (
+    ("order_id", "text"),
+    ("status", "text"),
+    ("symbol", "text"),
+    ("venue", "text"),
+    ("side", "text"),
+    ("qty", "float"),
+    ("price", "float"),
+    ("order_type", "text"),
+    ("tif", "text"),
+    ("account_id", "text"),
+    ("strategy_id", "text"),
+    ("owner_id", "text"),
+    ("venue_order_id", "text"),
+    ("aliases", "text"),
+    ("ts_new", "int"),
+    ("ts_ack", "int"),
+    ("ts_first_fill", "int"),
+    ("ts_done", "int"),
+    ("filled_qty", "float"),
+    ("avg_px", "float"),
+    ("fill_rate", "float"),
+    ("notional", "float"),
+    ("fees", "float"),
+    ("n_fills", "int"),
+    ("maker_qty", "float"),
+    ("taker_qty", "float"),
+    ("ack_latency_ms", "float"),
+    ("fill_latency_ms", "float"),
+    ("cancel_latency_ms", "float"),
+    ("arrival_mid", "float"),
+    ("arrival_ts", "int"),
+    ("slippage_bps", "float"),
+    ("reject_reason", "text"),
+)
+_POSITIONS_V1: Final[Columns] = (
+    ("source", "text"),
+    ("stream", "text"),
+    ("src_ref", "text"),
+    ("offset", "int"),
+    ("fingerprint", "text"),
+    ("dev", "int"),
+    ("inode", "int"),
+    ("lines_read", "int"),
+    ("events", "int"),
+    ("rejects", "int"),
+    ("duplicates", "int"),
+    ("ignored", "int"),
+    ("updated_ns", "int"),
+)
+_SNAPSHOTS_V1: Final[Columns] = (
+    ("partition", "int"),
+    ("seq", "int"),
+    ("saved_ns", "int"),
+    ("data", "bytes"),
+)
+
+
+_ROUND_TRIPS_V2: Final[Columns] = (
+    ("strategy_id", "text"), ("account_id", "text"), ("symbol", "text"), ("side", "text"),
+    ("ts_open", "int"), ("ts_close", "int"), ("max_qty", "float"), ("entry_avg_px", "float"),
+    ("pnl", "float"), ("gross_pnl", "float"), ("fees", "float"), ("fills", "int"),
+)  # fmt: skip
+_EVENTS_V2_ADDED: Final[Columns] = (
+    ("pos_after", "float"), ("avg_cost_after", "float"), ("realized_after", "float"),
+    ("fees_after", "float"),
+)  # fmt: skip
+
+
+def create_table(dialect: Dialect, name: str, columns: Columns, primary_key: str = "") -> str:
+    types = _TYPES[dialect]
+    body = ",\n    ".join(f'"{col}" {types[kind]}' for col, kind in columns)
+    if primary_key:
+        body += f",\n    PRIMARY KEY ({primary_key})"
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n    {body}\n)"
+
+
+def migrations(dialect: Dialect) -> list[tuple[int, str, list[str]]]:
+    """(version, description, statements) in order."""
+    return [
+        (
+            1,
+            "events, rejects, anomalies, orders, source positions, state snapshots",
+            [
+                create_table(dialect, "events", _EVENTS_V1),
+                create_table(dialect, "rejects", _REJECTS_V1),
+                create_table(dialect, "anomalies", _ANOMALIES_V1),
+                create_table(dialect, "orders", _ORDERS_V1),
+                create_table(dialect, "source_positions", _POSITIONS_V1, '"source", "stream"'),
+                create_table(dialect, "state_snapshots", _SNAPSHOTS_V1, '"partition"'),
+            ],
+        ),
+        (
+            2,
+            "positions after each fill (average cost) and round trips",
+            [
+                *(
+                    f'ALTER TABLE events ADD COLUMN "{col}" {_TYPES[dialect][kind]}'
+                    for col, kind in _EVENTS_V2_ADDED
+                ),
+                create_table(dialect, "round_trips", _ROUND_TRIPS_V2),
+            ],
+        ),
+    ]
+
+
+def current_columns() -> dict[str, list[str]]:
+    """Column names of each table after every migration (for the schema test)."""
+    return {
+        "events": [c for c, _ in (*_EVENTS_V1, *_EVENTS_V2_ADDED)],
+        "round_trips": [c for c, _ in _ROUND_TRIPS_V2],
+        "rejects": [c for c, _ in _REJECTS_V1],
+        "anomalies": [c for c, _ in _ANOMALIES_V1],
+        "orders": [c for c, _ in _ORDERS_V1],
+    }
