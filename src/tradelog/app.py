@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from tradelog.api.live import LiveHub
 from tradelog.api.metrics import Metrics
 from tradelog.config import Config, ConfigError, SourceConfig, StoreConfig
@@ -24,9 +26,11 @@ from tradelog.pipeline.batch import CleanChunk, StreamInfo
 from tradelog.pipeline.ingest import StreamDecoder, merge_by_time
 from tradelog.pipeline.live import LiveRunner
 from tradelog.pipeline.runner import Committer, Pipeline, PipelineSettings, run_batches
+from tradelog.sources.binance_ws import BinanceClient
 from tradelog.sources.file_replay import FINGERPRINT_BYTES, FileIdentity, identify, read_chunks
 from tradelog.sources.file_tail import FileTailer, KnownPosition, TailInput, Tracked
 from tradelog.sources.http_ingest import HttpIngest
+from tradelog.sources.nats_jetstream import NatsSink, NatsSource, nats_stream_info
 from tradelog.stages.clean import Cleaner
 from tradelog.stages.clean_jsonl import FastJsonl
 from tradelog.storage.base import Store, parse_store_url
@@ -236,20 +240,36 @@ class LiveService:
     hub: LiveHub
     metrics: Metrics
     ingest: HttpIngest | None
+    nats_sources: list[NatsSource] = field(default_factory=list)
+    binance: list[BinanceClient] = field(default_factory=list)
+    sinks: list[NatsSink] = field(default_factory=list)
     thread: threading.Thread | None = None
 
     def start(self) -> None:
+        for sink in self.sinks:
+            sink.start()
         self.thread = threading.Thread(target=self.runner.run, name="tradelog-live", daemon=True)
         self.thread.start()
+        for nats_source in self.nats_sources:
+            nats_source.start()
+        for client in self.binance:
+            client.start()
 
     def stop(self) -> None:
-        """Finish the batch in flight, commit it with a state snapshot, close the store."""
+        """Stop the network sources (their in-flight batches commit and are acked), finish
+        the batch in flight, commit it with a state snapshot, flush the sinks, close."""
+        for client in self.binance:
+            client.stop()
+        for nats_source in self.nats_sources:
+            nats_source.stop()
         self.runner.stop()
         if self.thread is not None:
             self.thread.join()
         try:
             self.committer.close()
         finally:
+            for sink in self.sinks:
+                sink.stop()
             for t in self.tailers:
                 t.close()
             self.store.close()
@@ -293,6 +313,14 @@ class LiveService:
                 }
                 for t in self.tailers
             },
+            "connections": [
+                *(n.state() for n in self.nats_sources),
+                *(
+                    {"source": c.source, "type": "binance", **msgspec.structs.asdict(c.state())}
+                    for c in self.binance
+                ),
+                *(s.state() for s in self.sinks),
+            ],
             "live_clients": len(self.hub.clients),
             "live_dropped": self.hub.dropped,
         }
@@ -329,6 +357,18 @@ def build_live(config: Config, store: Store) -> LiveService:
             http_decoders[src.name] = _http_decoder(config, src)
             http_limit = max(http_limit, src.max_body_bytes)
     runner = LiveRunner(pipeline, committer, list(inputs))
+    nats_sources: list[NatsSource] = []
+    binance: list[BinanceClient] = []
+    for src in config.sources:
+        if src.type == "nats":
+            assert src.nats is not None
+            info = nats_stream_info(src.name, src.nats)
+            nats_sources.append(NatsSource(src.name, src.nats, runner, _decoder(config, src, info)))
+        elif src.type == "binance":
+            assert src.binance is not None
+            binance.append(
+                BinanceClient(src.binance, Cleaner(src.name, src, config.normalize), runner)
+            )
     poll = min((s.poll_interval_ms for s in config.sources if s.type == "file"), default=5.0)
     runner.idle_poll_s = poll / 1000.0
     metrics = Metrics()
@@ -339,7 +379,13 @@ def build_live(config: Config, store: Store) -> LiveService:
     ingest = None
     if http_decoders:
         ingest = HttpIngest(runner, http_decoders, next(iter(http_decoders)), http_limit)
-    service = LiveService(config, store, pipeline, committer, runner, tailers, hub, metrics, ingest)
+    sinks = [NatsSink(sink.nats, sink.name) for sink in config.sinks]
+    for sink in sinks:
+        committer.listeners.append(sink.publish)
+    service = LiveService(
+        config, store, pipeline, committer, runner, tailers, hub, metrics, ingest,
+        nats_sources, binance, sinks,
+    )  # fmt: skip
     metrics.add_gauges(lambda: _live_gauges(service))
     return service
 
@@ -380,7 +426,11 @@ def _tracked_decoder(config: Config, src: SourceConfig) -> Callable[[Tracked], S
 
 
 def _http_decoder(config: Config, src: SourceConfig) -> Callable[[], StreamDecoder]:
-    info = StreamInfo(src.name, "http", "http")
+    return _decoder(config, src, StreamInfo(src.name, "http", "http"))
+
+
+def _decoder(config: Config, src: SourceConfig, info: StreamInfo) -> Callable[[], StreamDecoder]:
+    """Decoders of a stream that is not a file (HTTP bodies, NATS messages)."""
 
     def make() -> StreamDecoder:
         cleaner = Cleaner(src.name, src, config.normalize)

@@ -22,6 +22,8 @@ from tradelog.model.reference import ReferenceData
 from tradelog.parsing.csv import CsvSettings
 from tradelog.parsing.fix import FixSettings
 from tradelog.parsing.regex_rules import RegexSettings
+from tradelog.sources.binance_ws import BinanceSettings
+from tradelog.sources.nats_jetstream import NatsSinkSettings, NatsSourceSettings
 from tradelog.stages.clean import Cleaner, CleanSettings, Normalization
 from tradelog.stages.mark import MarkSettings
 from tradelog.storage.base import DEFAULT_STORE_URL, parse_store_url
@@ -38,7 +40,7 @@ class SourceConfig(CleanSettings, kw_only=True, forbid_unknown_fields=True):
     """One source (``[[sources]]``): where records come from and how they are read."""
 
     name: str
-    type: Literal["file", "http"] = "file"
+    type: Literal["file", "http", "nats", "binance"] = "file"
     path: str | None = None
     """File glob (``logs/engine_*.log``), relative to the config file's folder."""
     poll_interval_ms: float = 5.0
@@ -54,6 +56,18 @@ class SourceConfig(CleanSettings, kw_only=True, forbid_unknown_fields=True):
     csv: CsvSettings | None = None
     fix: FixSettings | None = None
     regex: RegexSettings | None = None
+    nats: NatsSourceSettings | None = None
+    """nats: the stream, subject and durable consumer to read (``[sources.nats]``)."""
+    binance: BinanceSettings | None = None
+    """binance: symbols and streams to follow (``[sources.binance]``)."""
+
+
+class SinkConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One sink (``[[sinks]]``): where committed events are published."""
+
+    name: str
+    type: Literal["nats"] = "nats"
+    nats: NatsSinkSettings = msgspec.field(default_factory=NatsSinkSettings)
 
 
 class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -90,6 +104,7 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sources: list[SourceConfig] = []
+    sinks: list[SinkConfig] = []
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     normalize: Normalization = msgspec.field(default_factory=Normalization)
     reference: ReferenceData = msgspec.field(default_factory=ReferenceData)
@@ -202,6 +217,14 @@ def validate(config: Config, base: Path) -> Config:
             src.path = str(base / src.path)
         if src.format == "regex" and src.regex is None:
             raise ConfigError(f"{key}.regex: the regex format needs [sources.regex] with rules")
+        if src.type == "nats" and src.nats is None:
+            raise ConfigError(f"{key}.nats: a nats source needs [sources.nats] (stream, subject)")
+        if src.type == "binance" and src.binance is None:
+            raise ConfigError(f"{key}.binance: a binance source needs [sources.binance] (symbols)")
+        if src.type != "nats" and src.nats is not None:
+            raise ConfigError(f'{key}.nats: only for type = "nats" (type is {src.type})')
+        if src.type != "binance" and src.binance is not None:
+            raise ConfigError(f'{key}.binance: only for type = "binance" (type is {src.type})')
         if src.format != "regex" and src.regex is not None:
             raise ConfigError(f'{key}.regex: only for format = "regex" (format is {src.format})')
         try:
