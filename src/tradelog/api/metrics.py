@@ -118,6 +118,8 @@ class Metrics:
             registry=r,
         )
         self._fill_rates: dict[str, list[float]] = {}
+        self._realized: dict[tuple[str | None, str | None, str | None], tuple[str, float]] = {}
+        """(strategy, account, symbol) → (strategy label, net realised PnL after its last fill)."""
         self._venue = _Bounded()
         self._source = _Bounded()
         self._strategy = _Bounded()
@@ -134,10 +136,21 @@ class Metrics:
                 "Filled / ordered quantity of finished orders, by strategy",
                 ["strategy"],
                 [([s], f / q) for s, (f, q) in self._fill_rates.items() if q > 0],
-            )
+            ),
+            "tradelog_pnl_realized_net": (
+                "Realised PnL net of fees (average cost), by strategy, in quote currency",
+                ["strategy"],
+                [([s], v) for s, v in self._realized_by_strategy().items()],
+            ),
         }
         for read in self._gauge_readers:
             out.update(read())
+        return out
+
+    def _realized_by_strategy(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for label, value in self._realized.values():
+            out[label] = out.get(label, 0.0) + value
         return out
 
     def observe_commit(self, batch: CommitBatch) -> None:
@@ -146,6 +159,10 @@ class Metrics:
         for ev in batch.events:
             key = (ev.kind.value, ev.source)
             counts[key] = counts.get(key, 0) + 1
+            if ev.kind is EventKind.FILL and ev.realized_after is not None:
+                net = ev.realized_after - (ev.fees_after or 0.0)
+                pkey = (ev.strategy_id, ev.account_id, ev.symbol)
+                self._realized[pkey] = (self._strategy(ev.strategy_id), net)
             if ev.kind is EventKind.ORDER_ACK and ev.latency_ms is not None and ev.latency_ms >= 0:
                 self.ack_latency.labels(self._venue(ev.venue)).observe(ev.latency_ms)
         for (kind, source), n in counts.items():
