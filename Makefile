@@ -33,10 +33,18 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q --doctest-modules src tests
 
+test: export TRADELOG_NEED_CHROMIUM := 1
 test: install services lint typecheck unit
 
 bench: install services
 	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/live.py --rates 2000,20000 --seconds 15
+	$(BIN)/python benchmarks/query.py --events 1000000
+	$(BIN)/python benchmarks/report.py --events 1000000
+	$(BIN)/python benchmarks/surveil.py --events 100000
+	$(BIN)/python benchmarks/nats_ingest.py --events 100000 --per-message 1,100
+	$(BIN)/python benchmarks/pg_ingest.py --events 200000
+	$(BIN)/python benchmarks/scaleout.py --events 200000
 
 lock:
 	$(BIN)/pip freeze --exclude-editable --disable-pip-version-check | grep -v '^tradelog' > requirements.lock

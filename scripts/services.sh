@@ -30,4 +30,9 @@ if [ "${TRADELOG_NEED_CHROMIUM:-0}" = "1" ] && ! command -v chromium >/dev/null 
   (apt-get install -y chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y chromium >/dev/null)) \
     || echo "warning: could not install chromium; browser tests will fail"
 fi
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian prometheus (promtool) for the deploy tests"
+  (apt-get install -y prometheus >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y prometheus >/dev/null)) \
+    || echo "warning: could not install prometheus; the Prometheus deploy tests will skip"
+fi
 exit 0

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import msgspec
 
 from tradelog.api.live import LiveHub
@@ -31,21 +32,36 @@ from tradelog.sources.file_replay import FINGERPRINT_BYTES, FileIdentity, identi
 from tradelog.sources.file_tail import FileTailer, KnownPosition, TailInput, Tracked
 from tradelog.sources.http_ingest import HttpIngest
 from tradelog.sources.nats_jetstream import NatsSink, NatsSource, nats_stream_info
+from tradelog.sources.partitioned import Collector, Processor, load_checkpoint
+from tradelog.sources.risk_publisher import RiskPublisher
 from tradelog.stages.clean import Cleaner
 from tradelog.stages.clean_jsonl import FastJsonl
 from tradelog.storage.base import Store, parse_store_url
 from tradelog.storage.duckdb_store import DuckDBStore
+from tradelog.storage.postgres_store import PostgresStore
 
 
 def open_store(url: str, read_only: bool = False, settings: StoreConfig | None = None) -> Store:
-    """The store for a URL (``duckdb:///…``; ``postgresql://…`` once that store exists)."""
+    """The store for a URL (``duckdb:///…`` or ``postgresql://…``)."""
     kind, target = parse_store_url(url)
     s = settings or StoreConfig()
     if kind == "duckdb":
         return DuckDBStore(
             target, read_only=read_only, url=url, memory_limit=s.memory_limit, threads=s.threads
         )
-    raise ConfigError(f"store URL {url!r}: the PostgreSQL store is not available in this build")
+    return PostgresStore(target, read_only=read_only, retention_days=s.retention_days)
+
+
+def open_existing_store(url: str, settings: StoreConfig | None = None) -> Store:
+    """A store that must exist already (``serve``): opened for writing, which applies
+    pending migrations; a DuckDB file another process holds is opened read-only."""
+    kind, target = parse_store_url(url)
+    if kind == "duckdb" and not os.path.exists(target):
+        raise FileNotFoundError(f"no store at {target}")
+    try:
+        return open_store(url, settings=settings)
+    except duckdb.IOException:
+        return open_store(url, read_only=True, settings=settings)
 
 
 def make_parser(src: SourceConfig, ident: FileIdentity | None) -> Parser:
@@ -136,6 +152,13 @@ def plan_replay(config: Config, paths: list[str], source_name: str | None) -> Re
         else:
             absolute = os.path.abspath(path)
             matching = [s for s in config.sources if s.path and fnmatch.fnmatch(absolute, s.path)]
+            if not matching:  # a file kept elsewhere: match the glob's file-name part
+                name = os.path.basename(absolute)
+                matching = [
+                    s
+                    for s in config.sources
+                    if s.path and fnmatch.fnmatch(name, os.path.basename(s.path))
+                ]
             if len(matching) == 1:
                 src = matching[0]
             elif len(config.sources) == 1:
@@ -187,6 +210,7 @@ def replay(
         pipeline_settings(config, replay=True),
         reference=config.reference,
         marks=config.marks,
+        surveillance=config.surveillance,
     )
     pipeline.open()
     committer = Committer(store, pipeline.settings.max_pending_batches)
@@ -244,10 +268,13 @@ class LiveService:
     binance: list[BinanceClient] = field(default_factory=list)
     sinks: list[NatsSink] = field(default_factory=list)
     thread: threading.Thread | None = None
+    risk_publisher: RiskPublisher | None = None
 
     def start(self) -> None:
         for sink in self.sinks:
             sink.start()
+        if self.risk_publisher is not None:
+            self.risk_publisher.start()
         self.thread = threading.Thread(target=self.runner.run, name="tradelog-live", daemon=True)
         self.thread.start()
         for nats_source in self.nats_sources:
@@ -270,6 +297,8 @@ class LiveService:
         finally:
             for sink in self.sinks:
                 sink.stop()
+            if self.risk_publisher is not None:
+                self.risk_publisher.stop()
             for t in self.tailers:
                 t.close()
             self.store.close()
@@ -329,7 +358,10 @@ class LiveService:
 def build_live(config: Config, store: Store) -> LiveService:
     """Pipeline (recovered to the last commit), committer, tailers, HTTP ingest, live hub
     and metrics, not yet started."""
-    pipeline = Pipeline(store, pipeline_settings(config), config.reference, config.marks)
+    pipeline = Pipeline(
+        store, pipeline_settings(config), config.reference, config.marks,
+        surveillance=config.surveillance,
+    )  # fmt: skip
     pipeline.open()
     committer = Committer(store, pipeline.settings.max_pending_batches)
     known: dict[str, list[KnownPosition]] = {}
@@ -386,6 +418,10 @@ def build_live(config: Config, store: Store) -> LiveService:
         config, store, pipeline, committer, runner, tailers, hub, metrics, ingest,
         nats_sources, binance, sinks,
     )  # fmt: skip
+    publish = config.surveillance.publish
+    if config.surveillance.enabled and (publish.nats_url or publish.webhook_url):
+        service.risk_publisher = RiskPublisher(publish)
+        committer.listeners.append(service.risk_publisher.publish)
     metrics.add_gauges(lambda: _live_gauges(service))
     return service
 
@@ -439,3 +475,42 @@ def _decoder(config: Config, src: SourceConfig, info: StreamInfo) -> Callable[[]
         return StreamDecoder(info, cleaner, make_parser(src, None), None)
 
     return make
+
+
+# ---------------------------------------------------------------------------- scale-out
+
+
+def build_collector(config: Config) -> Collector:
+    """``tradelog collect``: the file sources, resumed from the collector's checkpoint."""
+    ckpt = load_checkpoint(config.scaleout.checkpoint)
+    inputs: list[TailInput] = []
+    for src in config.sources:
+        if src.type != "file":
+            continue
+        assert src.path is not None
+        tailer = FileTailer(src.name, src.path, ckpt.known(src.name), start_at=src.start_at,
+                            rotate_wait_s=src.rotate_wait_s)  # fmt: skip
+        inputs.append(TailInput(tailer, _tracked_decoder(config, src)))
+    if not inputs:
+        raise ConfigError("collect: the config has no file source ([[sources]] with a path)")
+    return Collector(config.scaleout, inputs, ckpt)
+
+
+def build_processor(
+    config: Config, store: Store, partitions: list[int]
+) -> tuple[Processor, Metrics]:
+    """``tradelog process``: the given partitions into ``store``, and their metrics."""
+    metrics = Metrics()
+    processor = Processor(
+        store,
+        config.scaleout,
+        partitions,
+        pipeline_settings(config),
+        config.reference,
+        config.marks,
+        listeners=[metrics.observe_commit],
+        timing=[metrics.observe_commit_time],
+        surveillance=config.surveillance,
+    )
+    metrics.add_gauges(processor.gauges)
+    return processor, metrics

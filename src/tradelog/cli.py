@@ -3,16 +3,22 @@ exit code; long work shows a progress bar."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import gc
-import os
+import shutil
 import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from time import time_ns
 from typing import Annotated, NoReturn
 
+import nats.errors
+import prometheus_client
 import typer
 import uvicorn
 from rich.console import Console
@@ -38,7 +44,12 @@ from tradelog.config import (
     require_paths,
     validate,
 )
-from tradelog.storage.base import parse_store_url
+from tradelog.model.timefmt import parse_iso_ns
+from tradelog.reports import export as report_export
+from tradelog.reports import html as report_html
+from tradelog.reports.builder import ReportParams, build_report
+from tradelog.sources.partitioned import parse_partitions
+from tradelog.sources.simulator import PATTERNS, Simulator, parse_patterns
 
 cli = typer.Typer(
     name="tradelog",
@@ -170,7 +181,7 @@ def check_config(
 ) -> None:
     """Validate a config file; print its sources, or the key that is wrong."""
     cfg = _config(config)
-    out = Console()
+    out = Console(soft_wrap=True)  # paths stay on one line (greppable)
     out.print(f"[green]ok[/] {config}: {len(cfg.sources)} source(s), store {cfg.store.url}")
     for s in cfg.sources:
         out.print(f"  {s.name}: {s.type} {s.format} {s.path or ''}")
@@ -183,11 +194,15 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
 ) -> None:
-    """Serve the API (and dashboard) over an existing store, with no sources."""
+    """Serve the API (and dashboard) over an existing store, with no sources.
+
+    The store is opened for writing when possible (so it is migrated to this version's
+    schema and alerts can be acknowledged); a DuckDB file locked by another process is
+    served read-only, without alert handling."""
     cfg = _config(config)
     url = store or cfg.store.url
     try:
-        st = core.open_store(url, read_only=True)
+        st = core.open_existing_store(url, cfg.store)
     except FileNotFoundError as exc:
         _fail(f"{url}: {exc}", EXIT_USAGE)
     except (ConfigError, ValueError) as exc:
@@ -198,7 +213,14 @@ def serve(
     p = port or cfg.server.port
     Console(stderr=True).print(f"tradelog API on http://{h}:{p} (docs at /docs) over {url}")
     try:
-        uvicorn.run(create_app(st, tokens=cfg.all_tokens()), host=h, port=p, log_level="warning")
+        app = create_app(
+            st,
+            tokens=cfg.all_tokens(),
+            pair_rules=cfg.pairs,
+            report_capital=cfg.report.capital,
+            report_periods_per_year=cfg.report.periods_per_year,
+        )
+        uvicorn.run(app, host=h, port=p, log_level="warning")
     finally:
         st.close()
 
@@ -256,6 +278,9 @@ def serve_live(service: core.LiveService, host: str, port: int) -> None:
         metrics=service.metrics,
         snapshot=service.snapshot,
         tokens=service.config.all_tokens(),
+        pair_rules=service.config.pairs,
+        report_capital=service.config.report.capital,
+        report_periods_per_year=service.config.report.periods_per_year,
     )
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     service.start()
@@ -275,29 +300,256 @@ def serve_live(service: core.LiveService, host: str, port: int) -> None:
 
 @cli.command()
 def demo(
-    store: StoreOpt = None,
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Folder for the logs and the store")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Simulated log lines per second")] = 200.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation")] = 1,
 ) -> None:
-    """Replay the bundled sample logs (engine JSON lines, a FIX drop copy, a text log)
-    into a fresh store and serve the API over it."""
-    samples = Path(__file__).parent / "samples"
-    cfg_path = samples / "demo.toml"
-    cfg = _config(cfg_path)
-    url = store or duckdb_url(Path.cwd() / "tradelog-data" / "demo.duckdb")
-    kind, path = parse_store_url(url)
-    if kind == "duckdb" and os.path.exists(path):
-        os.remove(path)
-    cfg.store.url = url
-    files = sorted(str(p) for p in samples.glob("logs/*") if p.is_file())
+    """The market simulator in real time (engines writing JSON, text and FIX logs, with
+    injected anomalies), the live pipeline following its logs with the bundled config, and
+    the dashboard at http://127.0.0.1:8000. Ctrl-C stops everything cleanly."""
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="tradelog-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = _config(Path(__file__).parent / "samples" / "simulator.toml")
+    for src in cfg.sources:
+        if src.path is not None:
+            src.path = str(folder / Path(src.path).name)
+    cfg.store.url = duckdb_url(folder / "tradelog.duckdb")
+    stop = threading.Event()
+    sim = Simulator(inject=list(PATTERNS), inject_every_s=30.0, stop=stop)
+    sim_thread = threading.Thread(
+        target=sim.run,
+        kwargs={
+            "out_dir": folder,
+            "duration_s": None,
+            "rate": rate,
+            "seed": seed,
+            "realtime": True,
+        },
+        name="tradelog-simulator",
+        daemon=True,
+    )
     try:
-        plan = core.plan_replay(cfg, files, None)
-        st = core.open_store(url)
-        summary = core.replay(cfg, plan, st)
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_CONFIG)
-    st.close()
-    _print_summary(summary, url)
-    serve(store=url, config=None, host="127.0.0.1", port=port)
+        st = core.open_store(cfg.store.url, settings=cfg.store)
+        service = core.build_live(cfg, st)
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(f"cannot start the demo: {exc}", EXIT_RUNTIME)
+    sim_thread.start()
+    Console(stderr=True).print(
+        f"tradelog demo: simulator writing to {folder}\n"
+        f"dashboard: http://127.0.0.1:{port}  (Ctrl-C stops)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        serve_live(service, "127.0.0.1", port)
+    finally:
+        stop.set()
+        sim_thread.join(timeout=30)
+
+
+@cli.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the logs and ground truth")],
+    duration: Annotated[float, typer.Option(help="Simulated seconds")] = 60.0,
+    rate: Annotated[float, typer.Option(help="Log lines per second, roughly")] = 320.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same output (in --fast mode)")] = 1,
+    realtime: Annotated[
+        bool, typer.Option("--realtime/--fast", help="Pace by the wall clock or run flat out")
+    ] = False,
+    inject: Annotated[
+        str, typer.Option(help=f"all, none, or a comma list of: {', '.join(PATTERNS)}")
+    ] = "none",
+) -> None:
+    """Write synthetic engine logs (JSON lines, a text log, a FIX session log), the ground
+    truth of injected patterns and a summary of every order, fill and position, plus a copy
+    of the config that reads them (simulator.toml)."""
+    try:
+        patterns = parse_patterns(inject)
+    except ValueError as exc:
+        _fail(f"--inject: {exc}", EXIT_USAGE)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    try:
+        result = Simulator(inject=patterns, stop=stop).run(out, duration, rate, seed, realtime)
+    except (OSError, ValueError) as exc:
+        _fail(f"simulate: {exc}", EXIT_USAGE if isinstance(exc, ValueError) else EXIT_RUNTIME)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    shutil.copyfile(Path(__file__).parent / "samples" / "simulator.toml", out / "simulator.toml")
+    console = Console()
+    for name, n in result.lines.items():
+        console.print(f"{out / name}: {n:,} lines", highlight=False)
+    console.print(
+        f"{result.orders:,} orders, {result.fills:,} fills, {len(result.injections)} injected "
+        f"pattern(s), {len(result.bad_lines)} deliberately bad line(s); ground truth in "
+        f"{out / 'ground_truth.json'} and {out / 'truth_summary.json'}",
+        highlight=False,
+    )
+
+
+@cli.command()
+def collect(
+    config: Annotated[Path, typer.Option("-c", "--config", help="TOML config file")],
+    idle_exit: Annotated[
+        float, typer.Option(help="Exit after this many seconds with nothing new (0: never)")
+    ] = 0.0,
+) -> None:
+    """Scale-out collector: follow the file sources, parse and clean, publish the events to
+    the JetStream partitions ([scaleout]); positions are checkpointed after the acks."""
+    cfg = _config(config)
+    try:
+        require_paths(cfg)
+        collector = core.build_collector(cfg)
+    except (ConfigError, ValueError) as exc:
+        _fail(f"config: {exc}", EXIT_CONFIG)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    s = cfg.scaleout
+    Console(stderr=True).print(
+        f"tradelog collect → {s.url} stream {s.stream} ({s.partitions} partitions)",
+        highlight=False,
+    )
+    try:
+        stats = asyncio.run(collector.run(stop, idle_exit))
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(f"collect: {exc}", EXIT_RUNTIME)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    Console(stderr=True).print(
+        f"collected {stats.records:,} records ({stats.events:,} events, {stats.rejects:,} "
+        f"rejects) in {stats.messages:,} messages; {stats.duplicates:,} duplicates dropped",
+        highlight=False,
+    )
+
+
+@cli.command()
+def process(
+    config: Annotated[Path, typer.Option("-c", "--config", help="TOML config file")],
+    partitions: Annotated[str, typer.Option(help="Partitions to own: 0-3, 0,2 …")],
+    store: StoreOpt = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port")
+    ] = None,
+) -> None:
+    """Scale-out worker: durable consumers on its partitions → pipeline → store; acks
+    after each commit. SIGINT/SIGTERM commit what is in flight, snapshot and exit 0."""
+    cfg = _config(config)
+    if store is not None:
+        cfg.store.url = store
+    try:
+        owned = parse_partitions(partitions, cfg.scaleout.partitions)
+    except ValueError as exc:
+        _fail(f"--partitions: {exc}", EXIT_USAGE)
+    try:
+        st = core.open_store(cfg.store.url, settings=cfg.store)
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except (OSError, RuntimeError) as exc:
+        _fail(f"store {cfg.store.url}: {exc}", EXIT_RUNTIME)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    try:
+        processor, metrics = core.build_processor(cfg, st, owned)
+        if metrics_port is not None:
+            prometheus_client.start_http_server(
+                metrics_port, addr=cfg.server.host, registry=metrics.registry
+            )
+        processor.start()
+    except (OSError, RuntimeError, ValueError, nats.errors.Error) as exc:
+        st.close()
+        _fail(f"process: cannot start: {exc}", EXIT_RUNTIME)
+    Console(stderr=True).print(
+        f"tradelog process: partitions {owned} of {cfg.scaleout.partitions} → {st.url}",
+        highlight=False,
+    )
+    failure = None
+    try:
+        while not stop.wait(0.2):
+            failure = processor.failed()
+            if failure is not None:
+                break
+    finally:
+        try:
+            processor.stop()
+        except RuntimeError as exc:  # a partition's store commit failed
+            failure = failure or str(exc)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            st.close()
+    if failure is not None:
+        _fail(f"process: {failure}", EXIT_RUNTIME)
+
+
+@cli.command()
+def report(
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    from_: Annotated[str | None, typer.Option("--from", help="ISO-8601 start (UTC)")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="ISO-8601 end, exclusive")] = None,
+    strategy: Annotated[
+        list[str] | None, typer.Option("--strategy", help="Only these strategies (repeat)")
+    ] = None,
+    capital: Annotated[
+        float | None, typer.Option(help="Capital base of the returns (E = capital + PnL)")
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="Equity sampling interval, s (default 1 s, widened)")
+    ] = None,
+    periods_per_year: Annotated[
+        float | None, typer.Option(help="Periods per year (default: 24/7 calendar)")
+    ] = None,
+    csv_dir: Annotated[Path | None, typer.Option("--csv", help="Also write tables here")] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also print to PDF (Chromium)")] = None,
+) -> None:
+    """Write the post-run report: one self-contained HTML file (performance, trades,
+    execution quality, surveillance, data quality), optionally CSV tables and a PDF."""
+    cfg = _config(config)
+    url = store or cfg.store.url
+    try:
+        params = ReportParams(
+            start=parse_iso_ns(from_) if from_ else None,
+            end=parse_iso_ns(to) if to else None,
+            strategies=tuple(strategy or ()),
+            capital=capital if capital is not None else cfg.report.capital,
+            interval_s=interval,
+            periods_per_year=(
+                periods_per_year if periods_per_year is not None else cfg.report.periods_per_year
+            ),
+        )
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    try:
+        st = core.open_store(url, read_only=True)
+    except FileNotFoundError as exc:
+        _fail(f"{url}: {exc}", EXIT_USAGE)
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except (OSError, RuntimeError) as exc:
+        _fail(f"store {url}: {exc}", EXIT_RUNTIME)
+    try:
+        data = build_report(st, params, time_ns())
+    finally:
+        st.close()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report_html.render(data), encoding="utf-8")
+        written = [str(output)]
+        if csv_dir is not None:
+            written += [str(p) for p in report_export.write_csv(data, csv_dir)]
+        if pdf is not None:
+            written.append(str(report_export.print_pdf(output, pdf)))
+    except (OSError, RuntimeError) as exc:
+        _fail(str(exc), EXIT_RUNTIME)
+    took = ", ".join(f"{k} {v:.2f}s" for k, v in data["timings_s"].items())
+    Console(stderr=True).print(f"report: {len(written)} file(s): {written[0]} ({took})",
+                               highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def tune_gc() -> None:

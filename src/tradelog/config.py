@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from tradelog.analytics.rules import PairRule, check_rule_names
 from tradelog.api.auth import Token, parse_env_tokens
 from tradelog.model.reference import ReferenceData
 from tradelog.parsing.csv import CsvSettings
@@ -24,9 +25,12 @@ from tradelog.parsing.fix import FixSettings
 from tradelog.parsing.regex_rules import RegexSettings
 from tradelog.sources.binance_ws import BinanceSettings
 from tradelog.sources.nats_jetstream import NatsSinkSettings, NatsSourceSettings
+from tradelog.sources.partitioned import ScaleoutSettings
+from tradelog.sources.risk_publisher import RiskPublisherSettings
 from tradelog.stages.clean import Cleaner, CleanSettings, Normalization
 from tradelog.stages.mark import MarkSettings
 from tradelog.storage.base import DEFAULT_STORE_URL, parse_store_url
+from tradelog.surveillance.engine import SurveillanceSettings
 
 Format = Literal["jsonl", "logfmt", "csv", "fix", "regex"]
 FORMATS: tuple[str, ...] = ("jsonl", "logfmt", "csv", "fix", "regex")
@@ -76,6 +80,9 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """DuckDB's buffer memory (its own data, not the pipeline's)."""
     threads: int | None = None
     """DuckDB worker threads (default: one per core)."""
+    retention_days: int | None = None
+    """PostgreSQL: drop day partitions of events older than this many days (at start and
+    daily); None keeps everything."""
 
 
 class PipelineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -102,9 +109,30 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     adds more. None: the API is open (it binds 127.0.0.1 by default)."""
 
 
+class SurveillanceConfig(SurveillanceSettings, kw_only=True, forbid_unknown_fields=True):
+    """``[surveillance]``: detector parameters, risk limits and where risk alerts go
+    (``[surveillance.publish]``). Accounts → owners come from ``[reference.accounts]``."""
+
+    publish: RiskPublisherSettings = msgspec.field(default_factory=RiskPublisherSettings)
+
+
+class ReportConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    capital: float | None = None
+    """Capital base of report returns (E = capital + PnL); None: return ratios are null."""
+    periods_per_year: float | None = None
+    """Override of the periods per year (default: 24/7 calendar from the sampling interval)."""
+
+    def __post_init__(self) -> None:
+        for name in ("capital", "periods_per_year"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}: must be > 0; was {value}")
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sources: list[SourceConfig] = []
     sinks: list[SinkConfig] = []
+    report: ReportConfig = msgspec.field(default_factory=ReportConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     normalize: Normalization = msgspec.field(default_factory=Normalization)
     reference: ReferenceData = msgspec.field(default_factory=ReferenceData)
@@ -112,6 +140,11 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    surveillance: SurveillanceConfig = msgspec.field(default_factory=SurveillanceConfig)
+    scaleout: ScaleoutSettings = msgspec.field(default_factory=ScaleoutSettings)
+    """Scale-out (``collect`` / ``process``): NATS stream, partitions, batching."""
+    pairs: list[PairRule] = []
+    """Rule alerts on pair analytics (``[[pairs]]``: name, a, b, timeframe, window, expr)."""
 
     def all_tokens(self, environ: dict[str, str] | None = None) -> list[Token]:
         env = os.environ if environ is None else environ
@@ -139,6 +172,9 @@ def _friendly(exc: msgspec.ValidationError) -> str:
     if missing:
         key = f"{path}.{missing.group(1)}" if path else missing.group(1)
         return f"{key}: required key is missing"
+    field_msg = re.match(r"([A-Za-z_]\w*): (.*)", text, re.DOTALL)
+    if field_msg and path:  # a struct's own check naming its field: "expr: …"
+        return f"{path}.{field_msg.group(1)}: {field_msg.group(2)}"
     return f"{path or '(top level)'}: {text[0].lower() + text[1:] if text else text}"
 
 
@@ -248,6 +284,12 @@ def validate(config: Config, base: Path) -> Config:
         config.all_tokens()
     except ValueError as exc:
         raise ConfigError(f"TRADELOG_AUTH_TOKENS: {exc}") from None
+    try:
+        check_rule_names(config.pairs)
+    except ValueError as exc:
+        raise ConfigError(f"pairs{exc}") from None
+    if not os.path.isabs(config.scaleout.checkpoint):
+        config.scaleout.checkpoint = str(base / config.scaleout.checkpoint)
     if config.pipeline.batch_events < 1:
         raise ConfigError("pipeline.batch_events: must be >= 1")
     return config

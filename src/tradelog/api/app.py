@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,11 +15,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tradelog.api import routes_analysis, routes_live, routes_quality, routes_stream
+from tradelog.analytics.rules import PairRule
+from tradelog.api import (
+    routes_alerts,
+    routes_analysis,
+    routes_live,
+    routes_market,
+    routes_quality,
+    routes_report,
+    routes_stream,
+)
 from tradelog.api.auth import BearerAuth, Token
 from tradelog.api.deps import ApiContext, Ingestor
 from tradelog.api.live import LiveHub
 from tradelog.api.metrics import Metrics
+from tradelog.dashboard.routes import router as dashboard_router
 from tradelog.storage.base import Store
 
 
@@ -32,6 +42,9 @@ def create_app(
     snapshot: Callable[[], dict[str, Any]] | None = None,
     push_interval_s: float = 1.0,
     tokens: list[Token] | None = None,
+    pair_rules: Sequence[PairRule] = (),
+    report_capital: float | None = None,
+    report_periods_per_year: float | None = None,
 ) -> FastAPI:
     """The API over a store (``serve``), or over the live pipeline's store (``run``)."""
 
@@ -57,8 +70,16 @@ def create_app(
             "Relative windows (`minutes`, `hours`) end at the latest event time in the store."
         ),
     )
+    app.state.tokens = list(tokens or [])  # alert actions record the token's name
     app.state.ctx = ApiContext(
-        store=store, live=live, ingest=ingest, metrics=metrics, snapshot=snapshot
+        store=store,
+        live=live,
+        ingest=ingest,
+        metrics=metrics,
+        snapshot=snapshot,
+        pair_rules=tuple(pair_rules),
+        report_capital=report_capital,
+        report_periods_per_year=report_periods_per_year,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -89,7 +110,11 @@ def create_app(
     app.include_router(routes_stream.router)
     app.include_router(routes_analysis.router)
     app.include_router(routes_quality.router)
+    app.include_router(routes_report.router)
     app.include_router(routes_live.router)
+    app.include_router(routes_alerts.router)
+    app.include_router(routes_market.router)
+    app.include_router(dashboard_router)
     return app
 
 

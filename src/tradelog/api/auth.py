@@ -1,13 +1,18 @@
 """Optional bearer tokens with two roles: ``read`` (every GET and the live WebSocket) and
 ``admin`` (also every request that changes state: POST, PUT, PATCH, DELETE). Without
-configured tokens the API is open (it binds 127.0.0.1 by default). ``/health`` and the
-OpenAPI pages stay open so probes and humans can find their way."""
+configured tokens the API is open (it binds 127.0.0.1 by default). ``/health``, the
+OpenAPI pages and the dashboard page with its static files (no data in them) stay open so
+probes and humans can find their way; ``/metrics`` needs a
+read token like any other GET (Prometheus sends it with ``authorization.credentials``).
+A missing or unknown token is a 401 JSON error (``WWW-Authenticate: Bearer``), a read token
+on a state-changing request a 403; a refused WebSocket is closed with code 1008."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, Literal
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -65,7 +70,13 @@ class BearerAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if not self.tokens or kind not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            not self.tokens
+            or kind not in ("http", "websocket")
+            or path in OPEN_PATHS
+            or (kind == "http" and scope["method"] in ("GET", "HEAD") and _is_page(path))
+        ):
             await self.app(scope, receive, send)
             return
         presented = _bearer(scope)
@@ -91,6 +102,12 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+def _is_page(path: str) -> bool:
+    """The dashboard page and its static assets hold no data (the page asks for a token
+    in ``#token=…`` and sends it with every API request), so a browser can load them."""
+    return path == "/" or path.startswith("/static/")
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -99,8 +116,7 @@ def _bearer(scope: Scope) -> str | None:
                 return text[7:].strip()
     if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
         query: str = scope.get("query_string", b"").decode("latin-1")
-        for pair in query.split("&"):
-            key, _, token = pair.partition("=")
-            if key == "token":
+        for key, token in parse_qsl(query, keep_blank_values=True):
+            if key == "token":  # percent-decoded: a token may hold '+', '/', '='
                 return token
     return None

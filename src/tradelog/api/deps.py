@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from tradelog.analytics.rules import PairRule
 from tradelog.api.live import LiveHub
 from tradelog.api.metrics import Metrics
 from tradelog.model.timefmt import parse_iso_ns
@@ -42,6 +43,11 @@ class ApiContext:
     metrics: Metrics | None = None
     snapshot: Callable[[], dict[str, Any]] | None = None
     """Live state for /statistics and the metrics push (sources, queues, connections)."""
+    pair_rules: Sequence[PairRule] = ()
+    """Configured rule alerts on pair analytics (``/log_stream/pairs``)."""
+    report_capital: float | None = None
+    """Default capital base of ``/log_stream/report`` (config ``report.capital``)."""
+    report_periods_per_year: float | None = None
 
 
 def get_ctx(request: Request) -> ApiContext:

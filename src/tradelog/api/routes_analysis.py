@@ -182,7 +182,7 @@ def fills(
     and measures (slippage, price improvement, spread capture, markouts)."""
     rows = tca.fill_rows(ctx.store, window, limit)
     if format == "csv":
-        return csv_response(rows, "fills")
+        return csv_response(rows, "fills", tca.FILL_ROW_COLUMNS)
     return {"window": window_info(window), "sign_convention": SLIPPAGE_SIGN,
             "count": len(rows), "fills": rows}  # fmt: skip
 
@@ -198,7 +198,7 @@ def orders(
     slippage and implementation shortfall."""
     rows = tca.order_rows(ctx.store, window, limit)
     if format == "csv":
-        return csv_response(rows, "orders")
+        return csv_response(rows, "orders", tca.ORDER_ROW_COLUMNS)
     return {"window": window_info(window), "sign_convention": SLIPPAGE_SIGN,
             "count": len(rows), "orders": rows}  # fmt: skip
 
@@ -255,6 +255,15 @@ PNL_CONVENTION = (
     "two-sided mid, else last public trade, else last fill price; total_pnl = realized_pnl + "
     "unrealized_pnl"
 )
+POSITION_COLUMNS = (
+    "strategy", "account", "symbol", "position", "avg_cost", "mark", "mark_ts", "mark_source",
+    "gross_realized_pnl", "fees", "realized_pnl", "unrealized_pnl", "total_pnl", "last_fill_ts",
+)  # fmt: skip
+VENUE_SCOPE = (
+    "positions, PnL, round trips and the equity curve are per strategy × account × symbol "
+    "across venues: the venue filter does not apply to them (it does to turnover and maker/"
+    "taker volume)"
+)
 
 
 def _position_rows(ctx: ApiContext, window: EventFilter, end: int | None) -> list[dict[str, Any]]:
@@ -295,8 +304,9 @@ def positions(
     quantity, average cost, mark, realized (net of fees), unrealized, total."""
     rows = _position_rows(ctx, window, window.end)
     if format == "csv":
-        return csv_response(rows, "positions")
-    return {"window": window_info(window), "convention": PNL_CONVENTION, "positions": rows}
+        return csv_response(rows, "positions", POSITION_COLUMNS)
+    return {"window": window_info(window), "convention": PNL_CONVENTION,
+            "venue_scope": VENUE_SCOPE, "positions": rows}  # fmt: skip
 
 
 def _sum(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -331,6 +341,7 @@ def pnl(ctx: Ctx, window: Window) -> dict[str, Any]:
     return {
         "window": window_info(window),
         "convention": PNL_CONVENTION,
+        "venue_scope": VENUE_SCOPE,
         "overall": _pnl_totals(all_rows),
         "by_strategy": strategies,
         "by_liquidity": pnl_q.liquidity_split(ctx.store, window),
@@ -390,8 +401,9 @@ def round_trips(
     """Round trips (flat → flat per strategy × account × symbol) closed in the window."""
     rows = pnl_q.round_trip_rows(ctx.store, window, limit)
     if format == "csv":
-        return csv_response(rows, "round_trips")
-    return {"window": window_info(window), "count": len(rows), "round_trips": rows}
+        return csv_response(rows, "round_trips", pnl_q.ROUND_TRIP_COLUMNS)
+    return {"window": window_info(window), "venue_scope": VENUE_SCOPE, "count": len(rows),
+            "round_trips": rows}  # fmt: skip
 
 
 MAX_POINTS = 2000
@@ -426,6 +438,7 @@ def equity_curve(
         "window": window_info(window),
         "interval_s": interval / 1e9,
         "convention": PNL_CONVENTION,
+        "venue_scope": VENUE_SCOPE,
         "points": [points[t] for t in sorted(points)],
     }
 
@@ -442,7 +455,7 @@ def reconciliation(
     ``position_mismatch`` / ``pnl_mismatch``."""
     rows = pnl_q.reconciliation(ctx.store, window, limit)
     if format == "csv":
-        return csv_response(rows, "reconciliation")
+        return csv_response(rows, "reconciliation", pnl_q.RECONCILIATION_COLUMNS)
     flagged = sum(1 for r in rows if r["anomaly_types"] and "mismatch" in r["anomaly_types"])
     return {"window": window_info(window), "count": len(rows), "flagged": flagged,
             "rows": rows}  # fmt: skip

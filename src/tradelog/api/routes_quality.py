@@ -96,7 +96,7 @@ def anomalies(
         params.extend(allowed)
     rows = q.anomaly_rows(ctx.store, window, extra, params, limit)
     if format == "csv":
-        return csv_response(rows, "anomalies")
+        return csv_response(rows, "anomalies", q.ANOMALY_COLUMNS)
     for r in rows:
         r["ts_iso"] = ns_to_iso(r["ts"])
     counts = q.anomaly_counts(ctx.store, window, extra, params)

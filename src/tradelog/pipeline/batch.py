@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from tradelog.model.alerts import Alert, ProfileRow
 from tradelog.model.events import AnomalyMark, Event, Reject
 from tradelog.model.orders import OrderState
 from tradelog.model.positions import RoundTrip
@@ -71,3 +72,7 @@ class Batch:
     """Finished orders whose order_new was never seen (stored only if absent)."""
     issues: dict[int, str] = field(default_factory=dict)
     """Index in ``events`` → lifecycle issue code found by enrich (marked by mark)."""
+    alerts: list[Alert] = field(default_factory=list)
+    """Surveillance alerts opened or updated in this batch (stage surveil)."""
+    profiles: list[ProfileRow] = field(default_factory=list)
+    """Profiles of the accounts active in this batch (stage surveil)."""

@@ -33,7 +33,9 @@ from tradelog.pipeline.state import PartitionState
 from tradelog.stages.dedup import Dedup, IdIndex
 from tradelog.stages.enrich import Enrich
 from tradelog.stages.mark import Mark, MarkSettings
+from tradelog.stages.surveil import Surveil
 from tradelog.storage.base import CommitBatch, Store, StreamPosition
+from tradelog.surveillance.engine import SurveillanceSettings
 
 log = logging.getLogger("tradelog.pipeline")
 
@@ -84,6 +86,7 @@ class Pipeline:
         reference: ReferenceData | None = None,
         marks: MarkSettings | None = None,
         partition: int = 0,
+        surveillance: SurveillanceSettings | None = None,
     ) -> None:
         self.settings = settings or PipelineSettings()
         self.store = store
@@ -95,6 +98,12 @@ class Pipeline:
         self.enrich = Enrich(reference)
         self.mark = Mark(marks, reference)
         self.stages: list[Stage] = [self.dedup, self.enrich, self.mark]
+        self.surveil: Surveil | None = None
+        """Runs when surveillance settings are given and enabled (off by default here; the
+        composition root passes the config's, which default to on)."""
+        if surveillance is not None and surveillance.enabled:
+            self.surveil = Surveil(surveillance, reference)
+            self.stages.append(self.surveil)
         self.stats = RunStats()
         self._last_snapshot = time.monotonic()
 
@@ -122,6 +131,8 @@ class Pipeline:
             expected = events[0].seq
             self.enrich(batch, self.state)
             self.mark(batch, self.state)
+            if self.surveil is not None:  # alerts were committed already: discarded
+                self.surveil(batch, self.state)
             if events[0].seq != expected:
                 raise RuntimeError(
                     f"catch-up replay out of step: stored seq {expected}, replayed as "
@@ -193,6 +204,8 @@ class Pipeline:
             order_placeholders=batch.order_placeholders,
             positions=list(positions.values()),
             snapshot=snapshot,
+            alerts=batch.alerts,
+            profiles=batch.profiles,
         )
 
 

@@ -18,6 +18,7 @@ import msgspec
 from tradelog.model.events import TERMINAL_STATUSES, Event, OrderStatus, Side
 from tradelog.model.orders import OrderState
 from tradelog.model.positions import PositionState
+from tradelog.surveillance.engine import SurveillanceState
 
 QUOTE_HISTORY: Final = 256
 
@@ -138,6 +139,8 @@ class PartitionState:
         self.positions: dict[tuple[str | None, str | None, str | None], PositionState] = {}
         """Average-cost positions by (strategy, account, symbol)."""
         self._terminal: deque[str] = deque()
+        self.surveillance = SurveillanceState()
+        """Detector windows, account profiles, risk state and open alerts (stage surveil)."""
 
     def symbol(self, name: str) -> SymbolState:
         st = self.symbols.get(name)
@@ -229,6 +232,7 @@ class PartitionState:
                 [list(key), [getattr(p, n) for n in PositionState.__slots__]]
                 for key, p in self.positions.items()
             ],
+            "surveillance": self.surveillance.to_bytes(),
         }
         return msgspec.msgpack.encode(payload)
 
@@ -275,6 +279,10 @@ class PartitionState:
                 st.sizes.add(v)
             st.sizes.count = count
             st.last_trade_px, st.last_trade_ts = data_["last_trade"]
+        surv = payload.get("surveillance")
+        self.surveillance = (
+            SurveillanceState.from_bytes(surv) if surv is not None else SurveillanceState()
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -624,6 +624,8 @@ class NatsSource:
                         return
                     continue
                 backoff.reset()
+                if not msgs:  # nats-py ≥ 2.16: an expired long poll returns no messages
+                    continue
                 await self._handle(msgs, stop)
         finally:
             self.stats.bound = False

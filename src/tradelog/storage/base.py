@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from tradelog.model.alerts import Alert, ProfileRow
 from tradelog.model.events import AnomalyMark, Event, Reject
 from tradelog.model.orders import OrderRecord
 from tradelog.model.positions import RoundTrip
@@ -60,6 +61,10 @@ class CommitBatch:
     positions: list[StreamPosition] = field(default_factory=list)
     snapshot: tuple[int, int, bytes] | None = None
     """(partition, seq, state bytes) to save with this batch."""
+    alerts: list[Alert] = field(default_factory=list)
+    """Surveillance alerts opened or updated (upserted; status and history are kept)."""
+    profiles: list[ProfileRow] = field(default_factory=list)
+    """Account profiles to upsert."""
     on_commit: list[Callable[[CommitBatch], None]] = field(default_factory=list)
     """Run by the committer after the transaction committed (HTTP replies, NATS acks)."""
     on_error: list[Callable[[BaseException], None]] = field(default_factory=list)
@@ -77,6 +82,21 @@ class EventFilter:
     strategy: str | None = None
     account: str | None = None
     kinds: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class AlertFilter:
+    """Filters of alert queries; ``start``/``end`` (UTC ns) select alerts whose window
+    overlaps [start, end)."""
+
+    status: str | None = None
+    type: str | None = None
+    level: str | None = None
+    symbol: str | None = None
+    account: str | None = None
+    strategy: str | None = None
+    start: int | None = None
+    end: int | None = None
 
 
 class Store(Protocol):
@@ -117,6 +137,26 @@ class Store(Protocol):
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Read-only SQL; results as Arrow."""
         ...
+
+    # ---- surveillance alerts (storage/queries/alerts.py holds the shared SQL) ---
+    def alert_transition(
+        self, alert_id: str, action: str, actor: str, note: str | None, ts: int
+    ) -> dict[str, Any]:
+        """Validates and applies a lifecycle action and appends its history row, in one
+        transaction; returns the alert. Raises AlertNotFoundError / IllegalTransitionError."""
+        ...
+
+    def alerts(self, flt: AlertFilter, limit: int) -> list[dict[str, Any]]: ...
+
+    def alert(self, alert_id: str) -> dict[str, Any] | None:
+        """One alert with its ``history`` (oldest first), or None."""
+        ...
+
+    def alert_history(self, alert_ids: list[str]) -> dict[str, list[dict[str, Any]]]: ...
+
+    def events_by_ids(self, event_ids: list[str]) -> list[dict[str, Any]]: ...
+
+    def account_profiles(self, account: str) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from tradelog.model.alerts import AlertNotFoundError, IllegalTransitionError, next_status
 from tradelog.model.events import Event
 from tradelog.model.ids import id_hash
 from tradelog.storage.arrow_codec import (
@@ -30,7 +31,8 @@ from tradelog.storage.arrow_codec import (
     rows_to_events,
     structs_to_arrow,
 )
-from tradelog.storage.base import CommitBatch, EventFilter, StreamPosition
+from tradelog.storage.base import AlertFilter, CommitBatch, EventFilter, StreamPosition
+from tradelog.storage.queries import alerts as alert_sql
 from tradelog.storage.schema import migrations
 from tradelog.storage.sql import Sql
 
@@ -152,6 +154,8 @@ class DuckDBStore:
                         """,
                         [partition, seq, now, data],
                     )
+                if batch.alerts or batch.profiles:
+                    self._write_alerts(con, batch, now)
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
@@ -191,6 +195,67 @@ class DuckDBStore:
                     [*(getattr(p, c) for c in _POSITION_COLUMNS), now],
                 )
                 self._pending_streams.add(key)
+
+    @staticmethod
+    def _write_alerts(con: duckdb.DuckDBPyConnection, batch: CommitBatch, now: int) -> None:
+        """Alerts upserted (status kept), their system history rows, profiles upserted."""
+        for alert in batch.alerts:
+            con.execute(alert_sql.upsert_alert_sql("?"), alert_sql.upsert_alert_params(alert, now))
+            hist = alert_sql.system_history_params(alert)
+            if hist is not None:
+                con.execute(alert_sql.system_history_sql("?"), hist)
+        for row in batch.profiles:
+            con.execute(alert_sql.upsert_profile_sql("?"), alert_sql.upsert_profile_params(row))
+
+    def alert_transition(
+        self, alert_id: str, action: str, actor: str, note: str | None, ts: int
+    ) -> dict[str, Any]:
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                row = con.execute(
+                    "SELECT status FROM alerts WHERE alert_id = ?", [alert_id]
+                ).fetchone()
+                if row is None:
+                    raise AlertNotFoundError(alert_id)
+                status = str(row[0])
+                to = next_status(status, action)
+                if to is None:
+                    raise IllegalTransitionError(f"cannot {action} an alert that is {status}")
+                con.execute(
+                    "UPDATE alerts SET status = ?, updated_ns = ? WHERE alert_id = ?",
+                    [to, ts, alert_id],
+                )
+                con.execute(
+                    "INSERT INTO alert_history VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [alert_id, ts, actor, action, status, to, note],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        found = self.alert(alert_id)
+        assert found is not None
+        return found
+
+    def alerts(self, flt: AlertFilter, limit: int) -> list[dict[str, Any]]:
+        return alert_sql.list_alerts(self, flt, limit)
+
+    def alert(self, alert_id: str) -> dict[str, Any] | None:
+        found = alert_sql.get_alert(self, alert_id)
+        if found is not None:
+            found["history"] = alert_sql.history(self, [alert_id]).get(alert_id, [])
+        return found
+
+    def alert_history(self, alert_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return alert_sql.history(self, alert_ids)
+
+    def events_by_ids(self, event_ids: list[str]) -> list[dict[str, Any]]:
+        return alert_sql.events_by_ids(self, event_ids)
+
+    def account_profiles(self, account: str) -> list[dict[str, Any]]:
+        return alert_sql.profiles(self, account)
 
     @staticmethod
     def _write_orders(con: duckdb.DuckDBPyConnection, orders: pa.Table, batch: CommitBatch) -> None:

@@ -173,6 +173,23 @@ _EVENTS_V2_ADDED: Final[Columns] = (
     ("fees_after", "float"),
 )  # fmt: skip
 
+_ALERTS_V3: Final[Columns] = (
+    ("alert_id", "text"), ("type", "text"), ("level", "text"), ("risk_score", "float"),
+    ("symbol", "text"), ("accounts", "text"), ("strategy_id", "text"), ("window_start", "int"),
+    ("window_end", "int"), ("first_seen_ts", "int"), ("last_seen_ts", "int"),
+    ("occurrences", "int"), ("evidence", "text"), ("status", "text"), ("created_ns", "int"),
+    ("updated_ns", "int"),
+)  # fmt: skip
+_ALERT_HISTORY_V3: Final[Columns] = (
+    ("alert_id", "text"), ("ts", "int"), ("actor", "text"), ("action", "text"),
+    ("from_status", "text"), ("to_status", "text"), ("note", "text"),
+)  # fmt: skip
+_PROFILES_V3: Final[Columns] = (
+    ("account_id", "text"), ("partition", "int"), ("updated_ts", "int"), ("orders", "int"),
+    ("cancels", "int"), ("fills", "int"), ("cancel_ratio", "float"), ("order_to_trade", "float"),
+    ("median_order_size", "float"), ("profile", "text"),
+)  # fmt: skip
+
 
 def create_table(dialect: Dialect, name: str, columns: Columns, primary_key: str = "") -> str:
     types = _TYPES[dialect]
@@ -208,6 +225,17 @@ def migrations(dialect: Dialect) -> list[tuple[int, str, list[str]]]:
                 create_table(dialect, "round_trips", _ROUND_TRIPS_V2),
             ],
         ),
+        (
+            3,
+            "surveillance alerts, their append-only handling history, account profiles",
+            [
+                create_table(dialect, "alerts", _ALERTS_V3, '"alert_id"'),
+                create_table(dialect, "alert_history", _ALERT_HISTORY_V3),
+                create_table(
+                    dialect, "account_profiles", _PROFILES_V3, '"account_id", "partition"'
+                ),
+            ],
+        ),
     ]
 
 
@@ -219,4 +247,7 @@ def current_columns() -> dict[str, list[str]]:
         "rejects": [c for c, _ in _REJECTS_V1],
         "anomalies": [c for c, _ in _ANOMALIES_V1],
         "orders": [c for c, _ in _ORDERS_V1],
+        "alerts": [c for c, _ in _ALERTS_V3],
+        "alert_history": [c for c, _ in _ALERT_HISTORY_V3],
+        "account_profiles": [c for c, _ in _PROFILES_V3],
     }

@@ -7,11 +7,27 @@ of an open position without any mark is null, not 0."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final
 
 from tradelog.storage.base import EventFilter, Store
 
 KEY: Final = ("strategy_id", "account_id", "symbol")
+ROUND_TRIP_COLUMNS: Final = (
+    "strategy_id", "account_id", "symbol", "side", "ts_open", "ts_close", "holding_s",
+    "max_qty", "entry_avg_px", "pnl", "gross_pnl", "fees", "fills",
+)  # fmt: skip
+RECONCILIATION_COLUMNS: Final = (
+    "ts", "strategy_id", "account_id", "symbol", "engine_position", "tradelog_position",
+    "position_diff", "engine_realized_pnl", "tradelog_realized_pnl", "realized_pnl_diff",
+    "engine_unrealized_pnl", "anomaly_types", "event_id",
+)  # fmt: skip
+
+
+def _trip_filter(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
+    """Round trips are per strategy × account × symbol across venues: the venue filter
+    does not apply to them (the table has no venue)."""
+    return store.sql.where(replace(flt, venue=None), ts="ts_close")
 
 
 def _fill_filter(
@@ -45,54 +61,94 @@ def positions_at(store: Store, flt: EventFilter, end: int | None) -> list[dict[s
     return rows
 
 
-def marks_at(store: Store, symbols: list[str], end: int | None) -> dict[str, dict[str, Any]]:
-    """Latest mark per symbol at or before ``end`` (mid, else last public trade)."""
-    if not symbols:
-        return {}
+MARK_LOOKBACK_NS: Final = 600 * 10**9
+"""Marks are looked up in the last 10 minutes first; only symbols without a mark there are
+looked up in all earlier history (same result, without scanning every quote)."""
+
+
+def _latest(
+    store: Store,
+    value: str,
+    kind_cond: str,
+    symbols: list[str],
+    end: int | None,
+    lo: int | None,
+) -> list[dict[str, Any]]:
     s = store.sql
     p = s.p
-    in_list = ", ".join(p for _ in symbols)
-    cond = f" AND ts < {p}" if end is not None else ""
-    params: list[Any] = [*symbols, *([end] if end is not None else [])]
-    mids = store.query(
+    cond = (f" AND ts < {p}" if end is not None else "") + (f" AND ts >= {p}" if lo else "")
+    params: list[Any] = [*symbols, *([end] if end is not None else []), *([lo] if lo else [])]
+    rows: list[dict[str, Any]] = store.query(
         f"""
-        SELECT symbol, {s.arg_max("(bid + ask) / 2", "ts")} AS mid, max(ts) AS ts
-        FROM events WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL
-          AND symbol IN ({in_list}){cond}
+        SELECT symbol, {s.arg_max(value, "ts")} AS value, max(ts) AS ts
+        FROM events WHERE {kind_cond} AND symbol IN ({", ".join(p for _ in symbols)}){cond}
         GROUP BY symbol
         """,
         params,
     ).to_pylist()
-    trades = store.query(
-        f"""
-        SELECT symbol, {s.arg_max("price", "ts")} AS price, max(ts) AS ts
-        FROM events WHERE kind = 'market_trade' AND symbol IN ({in_list}){cond}
-        GROUP BY symbol
-        """,
-        params,
-    ).to_pylist()
+    return rows
+
+
+def _latest_bounded(
+    store: Store, value: str, kind_cond: str, symbols: list[str], end: int | None
+) -> dict[str, dict[str, Any]]:
+    top = end if end is not None else store.latest_ts()
+    lo = top - MARK_LOOKBACK_NS if top is not None else None
+    found = {r["symbol"]: r for r in _latest(store, value, kind_cond, symbols, end, lo)}
+    rest = [sym for sym in symbols if sym not in found]
+    if rest and lo is not None:
+        found.update({r["symbol"]: r for r in _latest(store, value, kind_cond, rest, end, None)})
+    return found
+
+
+def marks_at(store: Store, symbols: list[str], end: int | None) -> dict[str, dict[str, Any]]:
+    """Latest mark per symbol before ``end`` (mid, else last public trade)."""
+    if not symbols:
+        return {}
+    mids = _latest_bounded(
+        store, "(bid + ask) / 2", "kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL",
+        symbols, end,
+    )  # fmt: skip
+    trades = _latest_bounded(store, "price", "kind = 'market_trade'", symbols, end)
     out: dict[str, dict[str, Any]] = {}
-    for r in trades:
-        out[r["symbol"]] = {"mark": r["price"], "mark_ts": r["ts"], "mark_source": "last_trade"}
-    for r in mids:
-        out[r["symbol"]] = {"mark": r["mid"], "mark_ts": r["ts"], "mark_source": "mid"}
+    for r in trades.values():
+        out[r["symbol"]] = {"mark": r["value"], "mark_ts": r["ts"], "mark_source": "last_trade"}
+    for r in mids.values():
+        out[r["symbol"]] = {"mark": r["value"], "mark_ts": r["ts"], "mark_source": "mid"}
     return out
 
 
 def liquidity_split(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
     """Maker vs taker in the window: volume, notional, fees and the realised PnL of the
-    fills of each side (a fill's realised PnL is the change it made to its key's)."""
+    fills of each side (a fill's realised PnL is the change it made to its key's: the
+    state before the window is each key's last fill before it, then the window's fills
+    in sequence), cut to the window and venue."""
     where_all, params_all = _fill_filter(store, EventFilter(
-        symbol=flt.symbol, strategy=flt.strategy, account=flt.account), None)  # fmt: skip
-    window, wparams = store.sql.where(EventFilter(start=flt.start, end=flt.end))
+        symbol=flt.symbol, strategy=flt.strategy, account=flt.account), flt.end)  # fmt: skip
+    window, wparams = store.sql.where(EventFilter(start=flt.start, end=flt.end, venue=flt.venue))
+    cols = "strategy_id, account_id, symbol, seq, ts, venue, liquidity, last_qty, last_px, fee"
+    before = ""
+    if flt.start is not None:  # carried-in state only; ts NULL keeps these rows out below
+        before = f"""
+            SELECT strategy_id, account_id, symbol, max(seq) AS seq, CAST(NULL AS BIGINT) AS ts,
+                   CAST(NULL AS VARCHAR) AS venue, CAST(NULL AS VARCHAR) AS liquidity,
+                   CAST(NULL AS FLOAT8) AS last_qty, CAST(NULL AS FLOAT8) AS last_px,
+                   CAST(NULL AS FLOAT8) AS fee,
+                   {store.sql.arg_max("realized_after", "seq")} AS realized_after
+            FROM a WHERE ts < {int(flt.start)}
+            GROUP BY strategy_id, account_id, symbol
+            UNION ALL
+        """
+    start_cond = f"WHERE ts >= {int(flt.start)}" if flt.start is not None else ""
     sql = f"""
-        WITH f AS (
-            SELECT ts, liquidity, last_qty, last_px, fee,
-                   realized_after - coalesce(lag(realized_after) OVER (
-                       PARTITION BY strategy_id, account_id, symbol ORDER BY seq), 0)
-                       AS realized_delta
-            FROM events {where_all}
-        )
+        WITH a AS (SELECT {cols}, realized_after FROM events {where_all}),
+             b AS ({before} SELECT {cols}, realized_after FROM a {start_cond}),
+             f AS (
+                SELECT ts, venue, liquidity, last_qty, last_px, fee,
+                       realized_after - coalesce(lag(realized_after) OVER (
+                           PARTITION BY strategy_id, account_id, symbol ORDER BY seq), 0)
+                           AS realized_delta
+                FROM b)
         SELECT coalesce(liquidity, 'unknown') AS liquidity, count(*) AS fills,
                sum(last_qty) AS qty, sum(last_qty * last_px) AS notional,
                sum(coalesce(fee, 0)) AS fees, sum(realized_delta) AS realized_gross
@@ -132,53 +188,162 @@ def equity_curve(
         WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL
     """
     if s.dialect == "duckdb":
-        sql = f"""
-            WITH f AS ({fills}), q AS ({quotes}),
-                 grid AS (SELECT unnest(range({start + interval_ns}, {end + interval_ns},
-                                              {interval_ns})) AS t),
-                 keys AS (SELECT DISTINCT sk, ak, yk, strategy_id FROM f),
-                 gk AS (SELECT grid.t, keys.* FROM grid CROSS JOIN keys),
-                 st AS (SELECT gk.t, gk.sk, gk.yk, gk.strategy_id, f.pos_after,
-                               f.avg_cost_after, f.realized_after, f.fees_after
-                        FROM gk ASOF LEFT JOIN f
-                        ON gk.sk = f.sk AND gk.ak = f.ak AND gk.yk = f.yk AND gk.t > f.ts),
-                 mk AS (SELECT st.*, q.mid FROM st ASOF LEFT JOIN q
-                        ON st.yk = q.yk AND st.t > q.ts)
-            SELECT t, strategy_id,
-                   sum(coalesce(realized_after, 0) - coalesce(fees_after, 0)) AS realized,
-                   sum(CASE WHEN coalesce(pos_after, 0) = 0 THEN 0
-                            ELSE pos_after * (mid - avg_cost_after) END) AS unrealized
-            FROM mk GROUP BY t, strategy_id ORDER BY t, strategy_id
-        """
+        return _equity_rows_duckdb(store, where, params, start, end, interval_ns)
     else:
+
+        def first_after(ts: str) -> str:
+            """The first grid time strictly after ``ts`` (the first one for earlier ts)."""
+            return (f"CASE WHEN {ts} < {start} THEN {start + interval_ns}::bigint "
+                    f"ELSE {start}::bigint + (({ts} - {start}) / {interval_ns} + 1) "
+                    f"* {interval_ns} END")  # fmt: skip
+
         sql = f"""
             WITH f AS ({fills}),
-                 grid AS (SELECT generate_series({start + interval_ns}::bigint, {end}::bigint,
+                 grid AS (SELECT generate_series({start + interval_ns}::bigint,
+                                                 {end + interval_ns - 1}::bigint,
                                                  {interval_ns}::bigint) AS t),
-                 keys AS (SELECT DISTINCT sk, ak, yk, strategy_id FROM f),
-                 st AS (SELECT grid.t, keys.sk, keys.yk, keys.strategy_id, l.*
+                 keys AS (SELECT sk, ak, yk, strategy_id,
+                                 row_number() OVER (ORDER BY sk, ak, yk) AS kid,
+                                 dense_rank() OVER (ORDER BY yk) AS yid
+                          FROM (SELECT DISTINCT sk, ak, yk, strategy_id FROM f) d),
+                 -- each fill and quote lands on the first grid time after it; per key
+                 -- the last one there, carried forward over the grid (= DuckDB's ASOF)
+                 lf AS (SELECT DISTINCT ON (kid, t) kid, t, pos_after, avg_cost_after,
+                               realized_after, fees_after
+                        FROM (SELECT f.*, keys.kid, {first_after("f.ts")} AS t
+                              FROM f JOIN keys USING (sk, ak, yk)) x
+                        ORDER BY kid, t, ts DESC),
+                 ys AS (SELECT DISTINCT yk, yid FROM keys),
+                 lq AS (SELECT DISTINCT ON (yid, t) yid, t, mid
+                        FROM (SELECT q.*, ys.yid, {first_after("q.ts")} AS t
+                              FROM ({quotes}) q JOIN ys USING (yk)) x
+                        ORDER BY yid, t, ts DESC),
+                 gf AS (SELECT grid.t, keys.*, lf.pos_after, lf.avg_cost_after,
+                               lf.realized_after, lf.fees_after,
+                               count(lf.t) OVER (PARTITION BY keys.kid ORDER BY grid.t) AS grp
                         FROM grid CROSS JOIN keys
-                        LEFT JOIN LATERAL (
-                            SELECT pos_after, avg_cost_after, realized_after, fees_after
-                            FROM f WHERE f.sk = keys.sk AND f.ak = keys.ak AND f.yk = keys.yk
-                              AND f.ts < grid.t ORDER BY f.ts DESC LIMIT 1) l ON TRUE),
-                 mk AS (SELECT st.*, (SELECT mid FROM ({quotes}) q WHERE q.yk = st.yk
-                                      AND q.ts < st.t ORDER BY q.ts DESC LIMIT 1) AS mid
-                        FROM st)
+                        LEFT JOIN lf ON lf.kid = keys.kid AND lf.t = grid.t),
+                 st AS (SELECT t, kid, yid, strategy_id,
+                               first_value(pos_after) OVER w AS pos_after,
+                               first_value(avg_cost_after) OVER w AS avg_cost_after,
+                               first_value(realized_after) OVER w AS realized_after,
+                               first_value(fees_after) OVER w AS fees_after
+                        FROM gf WINDOW w AS (PARTITION BY kid, grp ORDER BY t)),
+                 gq AS (SELECT grid.t, ys.yid, lq.mid,
+                               count(lq.t) OVER (PARTITION BY ys.yid ORDER BY grid.t) AS grp
+                        FROM grid CROSS JOIN ys
+                        LEFT JOIN lq ON lq.yid = ys.yid AND lq.t = grid.t),
+                 mq AS (SELECT t, yid, first_value(mid) OVER (PARTITION BY yid, grp ORDER BY t)
+                               AS mid FROM gq),
+                 mk AS (SELECT st.*, mq.mid FROM st
+                        LEFT JOIN mq ON mq.yid = st.yid AND mq.t = st.t)
             SELECT t, strategy_id,
                    sum(coalesce(realized_after, 0) - coalesce(fees_after, 0)) AS realized,
-                   sum(CASE WHEN coalesce(pos_after, 0) = 0 THEN 0
-                            ELSE pos_after * (mid - avg_cost_after) END) AS unrealized
+                   CASE WHEN bool_or(coalesce(pos_after, 0) <> 0 AND mid IS NULL) THEN NULL
+                        ELSE sum(CASE WHEN coalesce(pos_after, 0) = 0 THEN 0
+                                      ELSE pos_after * (mid - avg_cost_after) END)
+                   END AS unrealized  -- an open position without a mark: null, not 0
             FROM mk GROUP BY t, strategy_id ORDER BY t, strategy_id
         """
     rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
     return rows
 
 
+EQUITY_MARK_LOOKBACK_NS: Final = 600 * 10**9
+"""Quotes older than this before the window are read only if a mark is missing without
+them (an exact re-run): it saves the scan of all earlier quotes, never changes a result."""
+
+
+def _equity_rows_duckdb(
+    store: Store, where: str, params: list[Any], start: int, end: int, interval: int
+) -> list[dict[str, Any]]:
+    lookback = max(EQUITY_MARK_LOOKBACK_NS, interval)
+    rows: list[dict[str, Any]] = store.query(
+        _equity_duckdb(where, start, end, interval, lookback), params
+    ).to_pylist()
+    if any(r["unrealized"] is None for r in rows):  # maybe a mark older than the lookback
+        rows = store.query(_equity_duckdb(where, start, end, interval, None), params).to_pylist()
+    return rows
+
+
+def _equity_duckdb(
+    fill_where: str, start: int, end: int, interval: int, lookback: int | None
+) -> str:
+    """Equity curve without an as-of join per grid point and key: the position, cost basis
+    (Σ position × avg cost) and net realised PnL of each strategy × symbol change only at
+    fills, so they are running sums of per-fill changes by grid bucket; the mark of a
+    symbol at grid time t is the last two-sided mid before t, forward-filled. A strategy's
+    unrealised PnL at t is Σ over symbols of mark × position − cost basis, null when an
+    open position has no mark. Grid point k (1…K) is ``start + k × interval`` and sees
+    the fills and quotes strictly before it."""
+    k_max = max(-(-(end - start) // interval), 1)
+    bucket = f"greatest(({{ts}} - {start}) // {interval} + 1, 1)"
+    low = f" AND ts >= {start - lookback}" if lookback is not None else ""
+    return f"""
+        WITH fl AS (SELECT strategy_id, account_id, symbol, seq, ts, pos_after AS pos,
+                           coalesce(pos_after * avg_cost_after, 0) AS cost,
+                           realized_after - fees_after AS rn
+                    FROM events {fill_where}),
+             -- before the window only each key's last state matters (no sort needed)
+             ch AS (SELECT strategy_id, account_id, symbol, max(seq) AS seq, 1 AS k,
+                           arg_max(pos, seq) AS pos, arg_max(cost, seq) AS cost,
+                           arg_max(rn, seq) AS rn
+                    FROM fl WHERE ts < {start} GROUP BY strategy_id, account_id, symbol
+                    UNION ALL
+                    SELECT strategy_id, account_id, symbol, seq, {bucket.format(ts="ts")} AS k,
+                           pos, cost, rn FROM fl WHERE ts >= {start}),
+             d AS (SELECT strategy_id, symbol, k,
+                          pos - coalesce(lag(pos) OVER w, 0) AS dpos,
+                          cost - coalesce(lag(cost) OVER w, 0) AS dcost,
+                          rn - coalesce(lag(rn) OVER w, 0) AS drn,
+                          (pos <> 0)::INTEGER - coalesce((lag(pos) OVER w <> 0)::INTEGER, 0)
+                              AS dopen
+                   FROM ch WINDOW w AS (PARTITION BY strategy_id, account_id, symbol
+                                        ORDER BY seq)),
+             dk AS MATERIALIZED (SELECT strategy_id, symbol, k, sum(dpos) AS dpos,
+                                        sum(dcost) AS dcost, sum(drn) AS drn,
+                                        sum(dopen) AS dopen
+                    FROM d GROUP BY strategy_id, symbol, k),
+             pairs AS MATERIALIZED (SELECT DISTINCT strategy_id, symbol FROM dk),
+             grid AS (SELECT unnest(range(1, {k_max + 1})) AS k),
+             g AS (SELECT p.strategy_id, p.symbol, grid.k, dk.dpos, dk.dcost, dk.drn, dk.dopen
+                   FROM pairs p CROSS JOIN grid
+                   LEFT JOIN dk ON dk.strategy_id IS NOT DISTINCT FROM p.strategy_id
+                        AND dk.symbol IS NOT DISTINCT FROM p.symbol AND dk.k = grid.k),
+             c AS (SELECT strategy_id, symbol, k,
+                          sum(coalesce(dpos, 0)) OVER w AS pos,
+                          sum(coalesce(dcost, 0)) OVER w AS cost,
+                          sum(coalesce(drn, 0)) OVER w AS rn,
+                          sum(coalesce(dopen, 0)) OVER w AS open_keys
+                   FROM g WINDOW w AS (PARTITION BY strategy_id, symbol ORDER BY k
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+             qb AS (SELECT symbol, {bucket.format(ts="ts")} AS k,
+                           arg_max((bid + ask) / 2, ts) AS mid
+                    FROM events
+                    WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL
+                      AND ts < {start + k_max * interval}{low}
+                      AND symbol IN (SELECT symbol FROM pairs)
+                    GROUP BY 1, 2),
+             ys AS (SELECT DISTINCT symbol FROM pairs),
+             mk AS (SELECT ys.symbol, grid.k,
+                           last_value(qb.mid IGNORE NULLS) OVER (
+                               PARTITION BY ys.symbol ORDER BY grid.k
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mid
+                    FROM ys CROSS JOIN grid
+                    LEFT JOIN qb ON qb.symbol = ys.symbol AND qb.k = grid.k)
+        SELECT {start} + c.k * {interval} AS t, c.strategy_id, sum(c.rn) AS realized,
+               CASE WHEN bool_or(c.open_keys > 0 AND mk.mid IS NULL) THEN NULL
+                    ELSE sum(CASE WHEN c.open_keys > 0 THEN mk.mid * c.pos - c.cost ELSE 0 END)
+               END AS unrealized
+        FROM c LEFT JOIN mk ON mk.symbol = c.symbol AND mk.k = c.k
+        GROUP BY c.k, c.strategy_id ORDER BY c.k, c.strategy_id
+    """
+
+
 def round_trip_summary(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
     """Round trips closed in the window, overall and by strategy and symbol."""
     s = store.sql
-    where, params = store.sql.where(flt, ts="ts_close")
+    where, params = _trip_filter(store, flt)
     sql = f"""
         SELECT strategy_id, symbol, GROUPING(strategy_id) AS g_strategy_id,
                GROUPING(symbol) AS g_symbol,
@@ -200,7 +365,7 @@ def round_trip_summary(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
 
 
 def round_trip_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
-    where, params = store.sql.where(flt, ts="ts_close")
+    where, params = _trip_filter(store, flt)
     sql = f"""
         SELECT strategy_id, account_id, symbol, side, ts_open, ts_close,
                (ts_close - ts_open) / 1e9 AS holding_s, max_qty, entry_avg_px, pnl, gross_pnl,

@@ -3,10 +3,16 @@ and rejects; and the anomaly marks of a window."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from tradelog.analytics.stats import QUANTILES
 from tradelog.storage.base import EventFilter, Store
+
+ANOMALY_COLUMNS: Final = (
+    "ts", "event_id", "kind", "type", "severity", "value", "threshold", "symbol", "venue",
+    "strategy_id", "account_id", "order_id", "detail",
+)  # fmt: skip
+"""Columns of ``anomaly_rows`` (the CSV header even when nothing matches)."""
 
 
 def by_source(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
@@ -90,8 +96,7 @@ def anomaly_rows(
 ) -> list[dict[str, Any]]:
     where, params = store.sql.where(flt, extra=where_extra)
     sql = f"""
-        SELECT ts, event_id, kind, type, severity, value, threshold, symbol, venue,
-               strategy_id, account_id, order_id, detail
+        SELECT {", ".join(ANOMALY_COLUMNS)}
         FROM anomalies {where} ORDER BY ts DESC, event_id LIMIT {int(limit)}
     """
     rows: list[dict[str, Any]] = store.query(sql, [*extra_params, *params]).to_pylist()

@@ -16,6 +16,22 @@ DIST_WIDTH_BPS: Final = 1.0
 DIST_CLIP_BPS: Final = 50.0
 NS: Final = 1_000_000_000
 
+FILL_ROW_COLUMNS: Final = (
+    "event_id", "ts", "symbol", "venue", "strategy_id", "account_id", "order_id", "exec_id",
+    "side", "last_qty", "last_px", "liquidity", "fee", "notional", "arrival_mid", "arrival_ts",
+    "slippage_bps", "price_improvement_bps", "mid_fill", "mid_fill_ts", "spread_capture_bps",
+    *(f"markout_{h}s_bps" for h in MARKOUT_HORIZONS_S),
+)  # fmt: skip
+"""Columns of ``fill_rows`` (the CSV header even when no fill matches)."""
+ORDER_ROW_COLUMNS: Final = (
+    "order_id", "status", "symbol", "venue", "strategy_id", "account_id", "side", "order_type",
+    "qty", "price", "filled_qty", "avg_px", "fill_rate", "fees", "n_fills", "maker_qty",
+    "taker_qty", "ts_new", "ts_ack", "ts_first_fill", "ts_done", "ack_latency_ms",
+    "fill_latency_ms", "cancel_latency_ms", "arrival_mid", "arrival_ts", "slippage_bps",
+    "mid_end", "mid_end_ts", "execution_cost_bps", "shortfall_bps", "reject_reason", "aliases",
+)  # fmt: skip
+"""Columns of ``order_rows``."""
+
 _FILL_COLUMNS: Final = """
     e.event_id, e.ts, e.symbol, e.venue, e.strategy_id, e.account_id, e.root_order_id,
     e.exec_id, e.side, e.last_qty, e.last_px, e.liquidity, e.fee, e.arrival_mid, e.arrival_ts,
@@ -77,36 +93,78 @@ def distribution(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
     return rows
 
 
-def _markout_sql(store: Store, fills: str) -> str:
+MARKOUT_LOOKBACK_NS: Final = 60 * NS
+"""How far before a window the quotes for its markouts are read first; a fill whose mid is
+not found in that range (no quote of its symbol since) triggers an exact re-run over all
+quotes, so the bound only saves time, it never changes a result."""
+
+_QUOTES: Final = (
+    "SELECT symbol, ts, (bid + ask) / 2 AS mid FROM events "
+    "WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL"
+)
+
+
+def _bounds(flt: EventFilter) -> tuple[int, int | None] | None:
+    """The quote time range a window's markouts need: from a lookback before its start to
+    the longest horizon after its end (None: the whole history)."""
+    if flt.start is None:
+        return None
+    hi = flt.end + max(MARKOUT_HORIZONS_S) * NS if flt.end is not None else None
+    return flt.start - MARKOUT_LOOKBACK_NS, hi
+
+
+def _markout_ctes(fills: str, bounds: tuple[int, int | None] | None) -> str:
+    """DuckDB CTEs ending in ``m``: one row per fill and horizon (``h`` in s) with the mid
+    (two-sided quotes of the symbol, any venue) at ts + h, null when the data does not
+    reach that far, and ``missing`` when it does but no quote was found in ``bounds`` (then
+    the caller re-runs without bounds).
+    One as-of join for all horizons, so the quotes are sorted once."""
+    cond = last_cond = ""
+    if bounds is not None:
+        cond = last_cond = f" AND ts >= {int(bounds[0])}"
+        if bounds[1] is not None:
+            cond += f" AND ts <= {int(bounds[1])}"
+    horizons = ", ".join(f"({h}::BIGINT)" for h in MARKOUT_HORIZONS_S)
+    return f"""
+             f AS ({fills}),
+             q AS ({_QUOTES}{cond}),
+             last AS (SELECT symbol, max(ts) AS ts_last FROM ({_QUOTES}{last_cond}) x
+                      GROUP BY symbol),
+             fh AS (SELECT f.event_id, f.symbol, f.liquidity, f.sgn, f.last_px, hz.h,
+                           f.ts + hz.h * {NS} AS tq, f.ts + hz.h * {NS} <= last.ts_last AS reached
+                    FROM f LEFT JOIN last ON f.symbol = last.symbol
+                    CROSS JOIN (VALUES {horizons}) hz(h)),
+             m AS (SELECT fh.event_id, fh.liquidity, fh.sgn, fh.last_px, fh.h,
+                          CASE WHEN fh.reached THEN q.mid END AS mid,
+                          coalesce(fh.reached AND q.mid IS NULL, false) AS missing
+                   FROM fh ASOF LEFT JOIN q ON fh.symbol = q.symbol AND fh.tq >= q.ts)
+    """
+
+
+def _markout_sql(store: Store, fills: str, bounds: tuple[int, int | None] | None = None) -> str:
     """Fills with the mid (two-sided quotes of the symbol, any venue) at ts + h for each
-    horizon; null when the data does not reach that far."""
-    quotes = (
-        "SELECT symbol, ts, (bid + ask) / 2 AS mid FROM events "
-        "WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL"
-    )
+    horizon (``mid_{h}s``); null when the data does not reach that far. DuckDB adds
+    ``missing`` (see ``_markout_ctes``)."""
     if store.sql.dialect == "duckdb":
-        joins = []
-        cols = []
-        for h in MARKOUT_HORIZONS_S:
-            joins.append(
-                f"ASOF LEFT JOIN q AS q{h} ON f.symbol = q{h}.symbol AND f.ts + {h * NS} >= q{h}.ts"
-            )
-            cols.append(f"CASE WHEN f.ts + {h * NS} <= last.ts_last THEN q{h}.mid END AS mid_{h}s")
+        pivot = ", ".join(
+            f"max(mid) FILTER (WHERE h = {h}) AS mid_{h}s" for h in MARKOUT_HORIZONS_S
+        )
         return f"""
-            WITH f AS ({fills}), q AS ({quotes}),
-                 last AS (SELECT symbol, max(ts) AS ts_last FROM q GROUP BY symbol)
-            SELECT f.*, {", ".join(cols)}
-            FROM f LEFT JOIN last ON f.symbol = last.symbol {" ".join(joins)}
+            WITH {_markout_ctes(fills, bounds)},
+                 w AS (SELECT event_id AS k_id, {pivot}, bool_or(missing) AS missing
+                       FROM m GROUP BY event_id)
+            SELECT f.*, {", ".join(f"w.mid_{h}s" for h in MARKOUT_HORIZONS_S)}, w.missing
+            FROM f JOIN w ON w.k_id = f.event_id
         """
-    cols = []
+    cols: list[str] = []
     for h in MARKOUT_HORIZONS_S:
         cols.append(
-            f"""CASE WHEN f.ts + {h * NS} <= (SELECT max(ts) FROM ({quotes}) x
+            f"""CASE WHEN f.ts + {h * NS} <= (SELECT max(ts) FROM ({_QUOTES}) x
                                               WHERE x.symbol = f.symbol)
-                THEN (SELECT mid FROM ({quotes}) x WHERE x.symbol = f.symbol
+                THEN (SELECT mid FROM ({_QUOTES}) x WHERE x.symbol = f.symbol
                       AND x.ts <= f.ts + {h * NS} ORDER BY x.ts DESC LIMIT 1) END AS mid_{h}s"""
         )
-    return f"WITH f AS ({fills}) SELECT f.*, {', '.join(cols)} FROM f"
+    return f"WITH f AS ({fills}) SELECT f.*, {', '.join(cols)}, false AS missing FROM f"
 
 
 def markouts(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
@@ -114,64 +172,123 @@ def markouts(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
     price moved our way after the fill)."""
     s = store.sql
     fills, params = _fills_cte(store, flt)
-    base = _markout_sql(store, fills)
-    parts = []
-    for h in MARKOUT_HORIZONS_S:
-        expr = f"sgn * (mid_{h}s - last_px) / last_px * 1e4"
-        parts.append(
-            f"count(mid_{h}s) AS n_{h}s, avg({expr}) AS mean_{h}s, {s.median(expr)} AS median_{h}s"
-        )
-    sql = f"""
-        WITH m AS ({base})
-        SELECT liquidity, GROUPING(liquidity) AS g_liquidity, {", ".join(parts)}
-        FROM m GROUP BY GROUPING SETS ((), (liquidity))
-    """
-    rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
-    return rows
+    if s.dialect != "duckdb":
+        base = _markout_sql(store, fills)
+        parts = []
+        for h in MARKOUT_HORIZONS_S:
+            expr = f"sgn * (mid_{h}s - last_px) / last_px * 1e4"
+            parts.append(
+                f"count(mid_{h}s) AS n_{h}s, avg({expr}) AS mean_{h}s, "
+                f"{s.median(expr)} AS median_{h}s"
+            )
+        sql = f"""
+            WITH m AS ({base})
+            SELECT liquidity, GROUPING(liquidity) AS g_liquidity, {", ".join(parts)}
+            FROM m GROUP BY GROUPING SETS ((), (liquidity))
+        """
+        rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
+        return rows
+    expr = "sgn * (mid - last_px) / last_px * 1e4"
+    parts = [
+        f"count(mid) FILTER (WHERE h = {h}) AS n_{h}s, "
+        f"avg({expr}) FILTER (WHERE h = {h}) AS mean_{h}s, "
+        f"{s.median(expr)} FILTER (WHERE h = {h}) AS median_{h}s"
+        for h in MARKOUT_HORIZONS_S
+    ]
+    bounds = _bounds(flt)
+    while True:
+        sql = f"""
+            WITH {_markout_ctes(fills, bounds)}
+            SELECT liquidity, GROUPING(liquidity) AS g_liquidity, {", ".join(parts)},
+                   count(*) FILTER (WHERE missing) AS missing
+            FROM m GROUP BY GROUPING SETS ((), (liquidity))
+        """
+        rows = store.query(sql, params).to_pylist()
+        if bounds is None or not any(r["missing"] for r in rows):
+            return rows
+        bounds = None
 
 
 def fill_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
     """Per fill, with its benchmarks and measures (for tables and CSV export)."""
     fills, params = _fills_cte(store, flt)
     fills = f"SELECT * FROM ({fills}) lim ORDER BY ts, event_id LIMIT {int(limit)}"
-    base = _markout_sql(store, fills)
     marks = ", ".join(
         f"sgn * (mid_{h}s - last_px) / last_px * 1e4 AS markout_{h}s_bps"
         for h in MARKOUT_HORIZONS_S
     )
-    sql = f"""
-        WITH m AS ({base})
-        SELECT event_id, ts, symbol, venue, strategy_id, account_id, root_order_id AS order_id,
-               exec_id, side, last_qty, last_px, liquidity, fee, notional,
-               arrival_mid, arrival_ts, slippage_bps, -slippage_bps AS price_improvement_bps,
-               mid_fill, mkt_ts AS mid_fill_ts,
-               sgn * (mid_fill - last_px) / mid_fill * 1e4 AS spread_capture_bps, {marks}
-        FROM m ORDER BY ts, event_id LIMIT {int(limit)}
-    """
-    rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
-    return rows
-
-
-def _orders_cte(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
-    """Finished orders in the window (by the time they finished) with the mid at that
-    time (two-sided quotes of the symbol) for the opportunity cost of the unfilled part."""
-    where, params = store.sql.where(flt, alias="o", ts="ts_done")
-    quotes = (
-        "SELECT symbol, ts, (bid + ask) / 2 AS mid FROM events "
-        "WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL"
-    )
-    if store.sql.dialect == "duckdb":
-        body = f"""
-            SELECT o.*, q.mid AS mid_end, q.ts AS mid_end_ts
-            FROM (SELECT * FROM orders o {where}) o
-            ASOF LEFT JOIN ({quotes}) q ON o.symbol = q.symbol AND o.ts_done >= q.ts
+    bounds = None
+    if store.sql.dialect == "duckdb":  # the quotes around the fills returned, not the window
+        span = store.query(f"SELECT min(ts) AS a, max(ts) AS b FROM ({fills}) x", params)
+        lo, hi = span.column("a")[0].as_py(), span.column("b")[0].as_py()
+        if lo is None:
+            return []
+        bounds = (lo - MARKOUT_LOOKBACK_NS, hi + max(MARKOUT_HORIZONS_S) * NS)
+    while True:
+        sql = f"""
+            WITH m AS ({_markout_sql(store, fills, bounds)})
+            SELECT event_id, ts, symbol, venue, strategy_id, account_id,
+                   root_order_id AS order_id, exec_id, side, last_qty, last_px, liquidity, fee,
+                   notional, arrival_mid, arrival_ts, slippage_bps,
+                   -slippage_bps AS price_improvement_bps, mid_fill, mkt_ts AS mid_fill_ts,
+                   sgn * (mid_fill - last_px) / mid_fill * 1e4 AS spread_capture_bps, {marks},
+                   missing
+            FROM m ORDER BY ts, event_id LIMIT {int(limit)}
         """
-    else:
+        rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
+        if bounds is None or not any(r["missing"] for r in rows):
+            for r in rows:
+                del r["missing"]
+            return rows
+        bounds = None
+
+
+def _orders_cte(store: Store, flt: EventFilter, limit: int | None = None) -> tuple[str, list[Any]]:
+    """Finished orders in the window (by the time they finished) with the mid at that
+    time for the opportunity cost of the unfilled part, from the same book as the arrival
+    mid: the order's own venue when that venue has quotes, else any venue of the symbol.
+
+    DuckDB reads it from the market context enrich stored on the order's last event (the
+    as-of quote at ``ts_done`` by that very rule), which is a hash join on the window's
+    events instead of an as-of join over every quote."""
+    s = store.sql
+    where, params = s.where(flt, alias="o", ts="ts_done")
+    if s.dialect == "duckdb":
+        first = f"SELECT * FROM orders o {where}"
+        ev_start, ev_end = flt.start, flt.end
+        if limit is not None:  # the first orders by ts_done: only their events are read
+            first += f" ORDER BY ts_done, order_id LIMIT {int(limit)}"
+            span = store.query(f"SELECT min(ts_done) AS a, max(ts_done) AS b FROM ({first}) x",
+                               params).to_pylist()[0]  # fmt: skip
+            if span["a"] is not None:
+                ev_start, ev_end = span["a"], span["b"] + 1
+        ev_where, ev_params = s.where(
+            EventFilter(start=ev_start, end=ev_end), alias="e",
+            extra=["e.root_order_id IS NOT NULL"],
+        )  # fmt: skip
         body = f"""
-            SELECT o.*, (SELECT mid FROM ({quotes}) x WHERE x.symbol = o.symbol
-                         AND x.ts <= o.ts_done ORDER BY x.ts DESC LIMIT 1) AS mid_end,
-                        (SELECT ts FROM ({quotes}) x WHERE x.symbol = o.symbol
-                         AND x.ts <= o.ts_done ORDER BY x.ts DESC LIMIT 1) AS mid_end_ts
+            WITH o AS ({first}),
+                 t AS (SELECT e.root_order_id, e.ts,
+                              {s.arg_max("e.mkt_bid", "e.seq")} AS bid,
+                              {s.arg_max("e.mkt_ask", "e.seq")} AS ask,
+                              {s.arg_max("e.mkt_ts", "e.seq")} AS mkt_ts
+                       FROM events e SEMI JOIN o
+                            ON e.root_order_id = o.order_id AND e.ts = o.ts_done
+                       {ev_where}
+                       GROUP BY e.root_order_id, e.ts)
+            SELECT o.*, (t.bid + t.ask) / 2 AS mid_end, t.mkt_ts AS mid_end_ts
+            FROM o LEFT JOIN t ON t.root_order_id = o.order_id AND t.ts = o.ts_done
+        """
+        params = [*params, *ev_params]
+    else:
+        quotes = (
+            "SELECT symbol, venue, ts, (bid + ask) / 2 AS mid FROM events "
+            "WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL"
+        )
+        pick = f"""FROM ({quotes}) x WHERE x.symbol = o.symbol AND x.ts <= o.ts_done
+                   ORDER BY (x.venue IS NOT DISTINCT FROM o.venue) DESC, x.ts DESC LIMIT 1"""
+        body = f"""
+            SELECT o.*, (SELECT mid {pick}) AS mid_end, (SELECT ts {pick}) AS mid_end_ts
             FROM orders o {where}
         """
     shortfall = """
@@ -212,14 +329,10 @@ def order_summary(store: Store, flt: EventFilter) -> dict[str, Any]:
 
 
 def order_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
-    orders, params = _orders_cte(store, flt)
+    orders, params = _orders_cte(store, flt, limit)
     sql = f"""
         WITH o AS ({orders})
-        SELECT order_id, status, symbol, venue, strategy_id, account_id, side, order_type,
-               qty, price, filled_qty, avg_px, fill_rate, fees, n_fills, maker_qty, taker_qty,
-               ts_new, ts_ack, ts_first_fill, ts_done, ack_latency_ms, fill_latency_ms,
-               cancel_latency_ms, arrival_mid, arrival_ts, slippage_bps, mid_end, mid_end_ts,
-               execution_cost_bps, shortfall_bps, reject_reason, aliases
+        SELECT {", ".join(ORDER_ROW_COLUMNS)}
         FROM o ORDER BY ts_done, order_id LIMIT {int(limit)}
     """
     rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
