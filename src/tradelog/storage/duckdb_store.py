@@ -31,9 +31,10 @@ from tradelog.storage.arrow_codec import (
     rows_to_events,
     structs_to_arrow,
 )
-from tradelog.storage.base import AlertFilter, CommitBatch, EventFilter, StreamPosition
+from tradelog.storage.base import CommitBatch, EventFilter, StreamPosition
 from tradelog.storage.queries import alerts as alert_sql
 from tradelog.storage.schema import migrations
+from tradelog.storage.shared_reads import SharedReads
 from tradelog.storage.sql import Sql
 
 _POSITION_COLUMNS = (
@@ -42,7 +43,7 @@ _POSITION_COLUMNS = (
 )  # fmt: skip
 
 
-class DuckDBStore:
+class DuckDBStore(SharedReads):
     """Store on a DuckDB file (``duckdb:///path``); ``read_only`` for ``serve``/``report``."""
 
     def __init__(
@@ -239,24 +240,6 @@ class DuckDBStore:
         assert found is not None
         return found
 
-    def alerts(self, flt: AlertFilter, limit: int) -> list[dict[str, Any]]:
-        return alert_sql.list_alerts(self, flt, limit)
-
-    def alert(self, alert_id: str) -> dict[str, Any] | None:
-        found = alert_sql.get_alert(self, alert_id)
-        if found is not None:
-            found["history"] = alert_sql.history(self, [alert_id]).get(alert_id, [])
-        return found
-
-    def alert_history(self, alert_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        return alert_sql.history(self, alert_ids)
-
-    def events_by_ids(self, event_ids: list[str]) -> list[dict[str, Any]]:
-        return alert_sql.events_by_ids(self, event_ids)
-
-    def account_profiles(self, account: str) -> list[dict[str, Any]]:
-        return alert_sql.profiles(self, account)
-
     @staticmethod
     def _write_orders(con: duckdb.DuckDBPyConnection, orders: pa.Table, batch: CommitBatch) -> None:
         if batch.order_rewrites:
@@ -343,45 +326,6 @@ class DuckDBStore:
     def latest_ts(self) -> int | None:
         row = self._cursor().execute("SELECT max(ts) FROM events").fetchone()
         return int(row[0]) if row and row[0] is not None else None
-
-    def statistics(self) -> dict[str, Any]:
-        cur = self._cursor()
-        sources: dict[str, dict[str, Any]] = {}
-        for row in cur.execute(
-            """
-            SELECT source, sum(lines_read), sum(events), sum(rejects), sum(duplicates),
-                   sum(ignored), count(*), max(updated_ns)
-            FROM source_positions GROUP BY source ORDER BY source
-            """
-        ).fetchall():
-            lines, ev, rej, dup, ign = (int(x) for x in row[1:6])
-            sources[row[0]] = {
-                "lines_read": lines,
-                "events": ev,
-                "rejects": rej,
-                "duplicates": dup,
-                "ignored": ign,
-                "reconciled": lines == ev + rej + dup + ign,
-                "streams": int(row[6]),
-                "last_commit_ns": int(row[7]) if row[7] is not None else None,
-            }
-        by_kind = dict(cur.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
-        by_reason = dict(
-            cur.execute("SELECT reason, count(*) FROM rejects GROUP BY reason").fetchall()
-        )
-        span = cur.execute("SELECT count(*), min(ts), max(ts) FROM events").fetchone()
-        marks = dict(cur.execute("SELECT type, count(*) FROM anomalies GROUP BY type").fetchall())
-        orders = cur.execute("SELECT count(*) FROM orders").fetchone()
-        return {
-            "sources": sources,
-            "events_by_kind": {k: int(v) for k, v in sorted(by_kind.items())},
-            "rejects_by_reason": {k: int(v) for k, v in sorted(by_reason.items())},
-            "anomalies_by_type": {k: int(v) for k, v in sorted(marks.items())},
-            "events_total": int(span[0]) if span else 0,
-            "first_event_ns": span[1] if span else None,
-            "last_event_ns": span[2] if span else None,
-            "finished_orders": int(orders[0]) if orders else 0,
-        }
 
     def recent(self, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
         where, params = _where(flt)

@@ -51,9 +51,10 @@ from tradelog.storage.arrow_codec import (
     ROUND_TRIP_SCHEMA,
     rows_to_events,
 )
-from tradelog.storage.base import AlertFilter, CommitBatch, EventFilter, StreamPosition
+from tradelog.storage.base import CommitBatch, EventFilter, StreamPosition
 from tradelog.storage.queries import alerts as alert_sql
 from tradelog.storage.schema import migrations
+from tradelog.storage.shared_reads import SharedReads
 from tradelog.storage.sql import Sql
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class _ReadPool:
                 break
 
 
-class PostgresStore:
+class PostgresStore(SharedReads):
     """Store on PostgreSQL (``postgresql://user@host:5432/db``); ``read_only`` for serve."""
 
     def __init__(
@@ -728,49 +729,6 @@ class PostgresStore:
             row = conn.execute("SELECT max(ts) FROM events").fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def statistics(self) -> dict[str, Any]:
-        with self._reads.connection() as conn:
-            sources: dict[str, dict[str, Any]] = {}
-            for row in conn.execute(
-                """
-                SELECT source, sum(lines_read), sum(events), sum(rejects), sum(duplicates),
-                       sum(ignored), count(*), max(updated_ns)
-                FROM source_positions GROUP BY source ORDER BY source
-                """
-            ).fetchall():
-                lines, ev, rej, dup, ign = (int(x) for x in row[1:6])
-                sources[row[0]] = {
-                    "lines_read": lines,
-                    "events": ev,
-                    "rejects": rej,
-                    "duplicates": dup,
-                    "ignored": ign,
-                    "reconciled": lines == ev + rej + dup + ign,
-                    "streams": int(row[6]),
-                    "last_commit_ns": int(row[7]) if row[7] is not None else None,
-                }
-            by_kind = dict(
-                conn.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall()
-            )
-            by_reason = dict(
-                conn.execute("SELECT reason, count(*) FROM rejects GROUP BY reason").fetchall()
-            )
-            span = conn.execute("SELECT count(*), min(ts), max(ts) FROM events").fetchone()
-            marks = dict(
-                conn.execute("SELECT type, count(*) FROM anomalies GROUP BY type").fetchall()
-            )
-            orders = conn.execute("SELECT count(*) FROM orders").fetchone()
-        return {
-            "sources": sources,
-            "events_by_kind": {k: int(v) for k, v in sorted(by_kind.items())},
-            "rejects_by_reason": {k: int(v) for k, v in sorted(by_reason.items())},
-            "anomalies_by_type": {k: int(v) for k, v in sorted(marks.items())},
-            "events_total": int(span[0]) if span else 0,
-            "first_event_ns": span[1] if span else None,
-            "last_event_ns": span[2] if span else None,
-            "finished_orders": int(orders[0]) if orders else 0,
-        }
-
     def recent(self, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
         where, params = self.sql.where(flt)
         sql = f"SELECT {_READ_SELECT} FROM events {where} ORDER BY ts DESC, seq DESC LIMIT %s"
@@ -856,24 +814,6 @@ class PostgresStore:
         if found is None:
             raise AlertNotFoundError(alert_id)
         return found
-
-    def alerts(self, flt: AlertFilter, limit: int) -> list[dict[str, Any]]:
-        return alert_sql.list_alerts(self, flt, limit)
-
-    def alert(self, alert_id: str) -> dict[str, Any] | None:
-        found = alert_sql.get_alert(self, alert_id)
-        if found is not None:
-            found["history"] = alert_sql.history(self, [alert_id]).get(alert_id, [])
-        return found
-
-    def alert_history(self, alert_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        return alert_sql.history(self, alert_ids)
-
-    def events_by_ids(self, event_ids: list[str]) -> list[dict[str, Any]]:
-        return alert_sql.events_by_ids(self, event_ids)
-
-    def account_profiles(self, account: str) -> list[dict[str, Any]]:
-        return alert_sql.profiles(self, account)
 
     def close(self) -> None:
         self._stop.set()
