@@ -33,8 +33,10 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q --doctest-modules src tests
 
-test: export TRADELOG_NEED_CHROMIUM := 1
-test: install services lint typecheck unit
+# the browser tests need Debian's chromium: only `make test` installs it (not `make bench`)
+test: install
+	@NEED_CHROMIUM=1 scripts/services.sh
+	@$(MAKE) --no-print-directory lint typecheck unit
 
 bench: install services
 	$(BIN)/python benchmarks/replay.py

@@ -25,7 +25,7 @@ if ! wait_port 127.0.0.1 4222 1; then
   wait_port 127.0.0.1 4222 30 || echo "warning: NATS did not come up on 127.0.0.1:4222"
 fi
 
-if [ "${TRADELOG_NEED_CHROMIUM:-0}" = "1" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "${NEED_CHROMIUM:-0}" = "1" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "installing Debian chromium for the browser tests"
   (apt-get install -y chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y chromium >/dev/null)) \
     || echo "warning: could not install chromium; browser tests will fail"
