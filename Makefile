@@ -4,19 +4,24 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
 PYTHON ?= python3
 
 .PHONY: install demo test lint typecheck unit bench services lock clean
 
-$(STAMP): pyproject.toml requirements.lock
+# runtime only (what `make demo` needs, quicker on a fresh machine), then the dev tools
+$(RUNTIME_STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check -U pip
+	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e .
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-demo: install
+demo: $(RUNTIME_STAMP)
 	$(BIN)/tradelog demo
 
 services:
