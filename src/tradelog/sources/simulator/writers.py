@@ -14,6 +14,7 @@ unreadable is recorded in ``bad_lines`` (file, 1-based line number, expected out
 from __future__ import annotations
 
 import io
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -44,7 +45,7 @@ def fmt_num(x: float) -> str:
     return str(int(x)) if x == int(x) and abs(x) < 1e15 else repr(x)
 
 
-class LineLog:
+class LineLog(ABC):
     """A buffered append-only log file that counts its lines."""
 
     own_cancel_ids = False
@@ -87,37 +88,38 @@ class LineLog:
         return self._sec[1], frac
 
     # ---- the engine's vocabulary (overridden per format) ------------------------
-    def order_new(self, t: int, o: SimOrder) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def order_new(self, t: int, o: SimOrder) -> str | None: ...
 
-    def order_ack(self, t: int, o: SimOrder) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def order_ack(self, t: int, o: SimOrder) -> None: ...
 
     def replace_request(self, t: int, o: SimOrder, new_id: str, ticks: int) -> None:
         """The engine asked to re-price (JSON and text engines log only the outcome)."""
+        return None  # by default this engine writes no such line
 
-    def replaced(self, t: int, o: SimOrder, old_id: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def replaced(self, t: int, o: SimOrder, old_id: str) -> None: ...
 
-    def cancel_request(self, t: int, o: SimOrder, request_id: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def cancel_request(self, t: int, o: SimOrder, request_id: str) -> None: ...
 
-    def cancelled(self, t: int, o: SimOrder, request_id: str, reason: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def cancelled(self, t: int, o: SimOrder, request_id: str, reason: str) -> None: ...
 
+    @abstractmethod
     def cancel_rejected(
         self, t: int, o: SimOrder, request_id: str, reason: str, replace: bool
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
 
-    def rejected(self, t: int, o: SimOrder, reason: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def rejected(self, t: int, o: SimOrder, reason: str) -> None: ...
 
-    def expired(self, t: int, o: SimOrder, reason: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def expired(self, t: int, o: SimOrder, reason: str) -> None: ...
 
-    def fill(self, t: int, o: SimOrder, x: Execution) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def fill(self, t: int, o: SimOrder, x: Execution) -> None: ...
 
     def position(
         self,
@@ -130,9 +132,11 @@ class LineLog:
         upnl: float | None,
     ) -> None:
         """The engine's own position/PnL line (formats without one write nothing)."""
+        return None  # by default this engine writes no such line
 
     def system(self, t: int, strategy: str, severity: str, component: str, message: str) -> None:
         """An engine/system message (formats without one write nothing)."""
+        return None  # by default this engine writes no such line
 
 
 class JsonEngineLog(LineLog):
@@ -366,7 +370,7 @@ class TextEngineLog(LineLog):
         )
 
     def replaced(self, t: int, o: SimOrder, old_id: str) -> None:
-        raise NotImplementedError("the taker engine does not re-price orders")
+        raise RuntimeError("the taker engine does not re-price orders")
 
     def cancel_request(self, t: int, o: SimOrder, request_id: str) -> None:
         self._line(t, "INFO", o.strategy_id, f"order_cancel_request {{eid}} {o.order_id}")
