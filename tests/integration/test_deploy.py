@@ -290,12 +290,17 @@ def test_prometheus_scrapes_the_running_service(
                 break
             time.sleep(0.5)
         assert count >= 10, f"no tradelog_ series scraped: {done.stdout}{done.stderr}"
-        events = subprocess.run(
-            [PROMTOOL, "query", "instant", url,
-             'sum(tradelog_pipeline_events_total{job="tradelog-run"})'],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        m = re.search(r"=> ([0-9.e+]+) @", events.stdout)
+        # each job scrapes on its own schedule: wait for the first scrape of this one too
+        while True:
+            events = subprocess.run(
+                [PROMTOOL, "query", "instant", url,
+                 'sum(tradelog_pipeline_events_total{job="tradelog-run"})'],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            m = re.search(r"=> ([0-9.e+]+) @", events.stdout)
+            if m is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         assert m is not None and float(m.group(1)) == 2001.0, events.stdout + events.stderr
         rules = httpx.get(f"{url}/api/v1/rules", timeout=10).json()
         names = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
