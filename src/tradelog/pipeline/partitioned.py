@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from tradelog.pipeline.batch import Batch
 from tradelog.pipeline.runner import CATCH_UP_PAGE, Pipeline
 
 log = logging.getLogger("tradelog.pipeline.partitioned")
@@ -57,17 +56,7 @@ class PartitionPipeline(Pipeline):
             events = [ev for ev in page if ev.seq < high]
             if not events:
                 break
-            expected = events[0].seq
-            batch = Batch(chunks=[], events=events)
-            self.enrich(batch, self.state)
-            self.mark(batch, self.state)
-            if self.surveil is not None:  # alerts were committed already: discarded
-                self.surveil(batch, self.state)
-            if events[0].seq != expected:
-                raise RuntimeError(
-                    f"partition {self.partition}: catch-up out of step: stored seq "
-                    f"{expected}, replayed as {events[0].seq}"
-                )
+            self.replay_stored(events)
             replayed += len(events)
             if len(events) < len(page):
                 break

@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from tradelog.model.events import Event
 from tradelog.model.orders import order_record
 from tradelog.model.reference import ReferenceData
 from tradelog.pipeline.batch import Batch, CleanChunk
@@ -127,20 +128,26 @@ class Pipeline:
             events = self.store.events_after(self.state.seq, CATCH_UP_PAGE)
             if not events:
                 break
-            batch = Batch(chunks=[], events=events)
-            expected = events[0].seq
-            self.enrich(batch, self.state)
-            self.mark(batch, self.state)
-            if self.surveil is not None:  # alerts were committed already: discarded
-                self.surveil(batch, self.state)
-            if events[0].seq != expected:
-                raise RuntimeError(
-                    f"catch-up replay out of step: stored seq {expected}, replayed as "
-                    f"{events[0].seq}; the store's seq column is not contiguous"
-                )
+            self.replay_stored(events)
             replayed += len(events)
         if replayed:
             log.info("caught up %d events after snapshot seq %s", replayed, snap and snap[0])
+
+    def replay_stored(self, events: list[Event]) -> None:
+        """Rebuilds state from already-stored events (catch-up after a snapshot): enrich,
+        mark and surveil run again, their outputs were committed already and are dropped;
+        the renumbered ``seq`` must match the stored one."""
+        batch = Batch(chunks=[], events=events)
+        expected = events[0].seq
+        self.enrich(batch, self.state)
+        self.mark(batch, self.state)
+        if self.surveil is not None:
+            self.surveil(batch, self.state)
+        if events[0].seq != expected:
+            raise RuntimeError(
+                f"partition {self.partition}: catch-up replay out of step: stored seq "
+                f"{expected}, replayed as {events[0].seq}; the store's seq is not contiguous"
+            )
 
     # ---- processing --------------------------------------------------------
     def process(self, chunks: list[CleanChunk], force_snapshot: bool = False) -> CommitBatch:
