@@ -86,6 +86,7 @@ def measure(rate: int, seconds: float) -> dict[str, float]:
                 except OSError:
                     time.sleep(0.05)
             lat: list[float] = []
+            parts: dict[str, list[float]] = {"tail": [], "pipeline": [], "push": []}
             writer = mp.Process(target=write, args=(str(log), rate, seconds))
             with connect(f"ws://127.0.0.1:{port}/log_stream/live?kind=system",
                          max_size=None) as ws:  # fmt: skip
@@ -103,8 +104,13 @@ def measure(rate: int, seconds: float) -> dict[str, float]:
                     if msg["type"] != "events":
                         continue
                     now = time.time_ns()
+                    sent = int(msg["sent_ns"])
                     for ev in msg["events"]:
-                        lat.append((now - int(ev["message"])) / 1e6)
+                        written = int(ev["message"])
+                        lat.append((now - written) / 1e6)
+                        parts["tail"].append((ev["ts_ingest"] - written) / 1e6)
+                        parts["pipeline"].append((sent - ev["ts_ingest"]) / 1e6)
+                        parts["push"].append((now - sent) / 1e6)
                     got += len(msg["events"])
                     if not first_half and got >= expected // 2:
                         first_half = list(lat)
@@ -127,6 +133,7 @@ def measure(rate: int, seconds: float) -> dict[str, float]:
         "p99_ms": q[98],
         "max_ms": lat[-1],
         "lag_growing": statistics.median(tail) > 3 * max(statistics.median(head), 5.0),
+        **{f"{k}_p50_ms": statistics.median(v) for k, v in parts.items() if v},
     }
 
 
@@ -148,6 +155,12 @@ def main() -> None:
             f"p50 {r.get('p50_ms', nan):.1f} ms  p90 {r.get('p90_ms', nan):.1f} ms  "
             f"p99 {r.get('p99_ms', nan):.1f} ms  max {r.get('max_ms', nan):.0f} ms  "
             f"lag {'GROWING' if r.get('lag_growing') else 'stable'}",
+            flush=True,
+        )
+        print(
+            f"    p50 by part: written→read {r.get('tail_p50_ms', nan):.1f} ms, "
+            f"read→pushed (pipeline + commit) {r.get('pipeline_p50_ms', nan):.1f} ms, "
+            f"pushed→received {r.get('push_p50_ms', nan):.1f} ms",
             flush=True,
         )
     print(f"highest rate sustained without lag growth: {best:,} events/s")

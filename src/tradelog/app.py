@@ -406,7 +406,10 @@ def build_live(config: Config, store: Store) -> LiveService:
     metrics = Metrics()
     hub = LiveHub()
     committer.listeners.append(metrics.observe_commit)
-    committer.listeners.append(hub.publish)
+    if config.pipeline.live_push == "processed":
+        runner.processed.append(hub.publish)
+    else:
+        committer.listeners.append(hub.publish)
     committer.timing.append(metrics.observe_commit_time)
     ingest = None
     if http_decoders:

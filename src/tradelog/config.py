@@ -96,6 +96,11 @@ class PipelineConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Order sizes in the rolling mean of the large-size rule."""
     max_terminal_orders: int = 100_000
     """Finished orders kept in memory for late events."""
+    live_push: Literal["processed", "committed"] = "processed"
+    """When events reach ``/log_stream/live``: as soon as their batch is processed (the
+    store commit runs beside the push; a batch that fails to commit stops the pipeline and
+    is read again from its source on restart), or only after the commit (adds one commit,
+    a few ms, to the tape's latency). HTTP replies and NATS acks always wait for the commit."""
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

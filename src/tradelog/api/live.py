@@ -1,7 +1,8 @@
-"""Live push: committed events, anomaly marks and metric snapshots to WebSocket clients.
+"""Live push: processed events, anomaly marks and metric snapshots to WebSocket clients.
 
-The committer thread calls ``publish`` after each commit; the hub hands the batch to the
-event loop, which fans it out to every client's bounded queue. A client that cannot keep
+The live loop calls ``publish`` with each processed batch (or the committer thread after
+each commit, in ``committed`` push mode; ADR 0009); the hub hands the batch to the event
+loop, which fans it out to every client's bounded queue. A client that cannot keep
 up loses its oldest messages (it is told how many) and is disconnected if it stays
 behind, so a slow client never grows server memory.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,45 @@ LIVE_FIELDS: Final = (
     "liquidity", "fee", "bid", "ask", "bid_size", "ask_size", "order_status", "latency_ms",
     "slippage_bps", "anomaly_severity", "anomaly_types", "reason", "message",
 )  # fmt: skip
+
+
+class LiveRow(msgspec.Struct, gc=False):
+    """The fields of an event the tape shows (``LIVE_FIELDS``, same order), built from
+    the event in one positional call and encoded as a JSON object."""
+
+    seq: int
+    event_id: str
+    kind: str
+    ts: int
+    ts_ingest: int
+    source: str
+    symbol: str | None
+    venue: str | None
+    account_id: str | None
+    strategy_id: str | None
+    order_id: str | None
+    root_order_id: str | None
+    side: str | None
+    qty: float | None
+    price: float | None
+    last_qty: float | None
+    last_px: float | None
+    liquidity: str | None
+    fee: float | None
+    bid: float | None
+    ask: float | None
+    bid_size: float | None
+    ask_size: float | None
+    order_status: str | None
+    latency_ms: float | None
+    slippage_bps: float | None
+    anomaly_severity: str | None
+    anomaly_types: str | None
+    reason: str | None
+    message: str | None
+
+
+_LIVE_GETTER: Final = operator.attrgetter(*LIVE_FIELDS)
 CLIENT_QUEUE: Final = 256
 MAX_DROPS_BEFORE_DISCONNECT: Final = 10_000
 
@@ -39,12 +80,12 @@ class LiveFilter:
     symbols: frozenset[str] = frozenset()
     strategies: frozenset[str] = frozenset()
 
-    def accepts(self, row: dict[str, Any]) -> bool:
-        if self.kinds and row["kind"] not in self.kinds:
+    def accepts(self, row: LiveRow) -> bool:
+        if self.kinds and row.kind not in self.kinds:
             return False
-        if self.symbols and row["symbol"] not in self.symbols:
+        if self.symbols and row.symbol not in self.symbols:
             return False
-        return not (self.strategies and row["strategy_id"] not in self.strategies)
+        return not (self.strategies and row.strategy_id not in self.strategies)
 
 
 @dataclass(eq=False)
@@ -57,8 +98,8 @@ class Client:
     sent: int = 0
 
 
-def event_row(ev: Event) -> dict[str, Any]:
-    return {name: getattr(ev, name) for name in LIVE_FIELDS}
+def event_row(ev: Event) -> LiveRow:
+    return LiveRow(*_LIVE_GETTER(ev))
 
 
 class LiveHub:
@@ -76,15 +117,18 @@ class LiveHub:
         self.loop = loop
 
     def publish(self, batch: CommitBatch) -> None:
-        """Called by the committer thread after a commit."""
+        """Called by the live loop with a processed batch (or by the committer thread
+        after the commit, in ``committed`` push mode); thread-safe."""
         loop = self.loop
         if loop is None or not self.clients or loop.is_closed():
             return
-        rows = [event_row(ev) for ev in batch.events]
+        make = LiveRow
+        getter = _LIVE_GETTER
+        rows = [make(*getter(ev)) for ev in batch.events]
         marks = [msgspec.structs.asdict(m) for m in batch.marks]
         loop.call_soon_threadsafe(self._fanout, rows, marks)
 
-    def _fanout(self, rows: list[dict[str, Any]], marks: list[dict[str, Any]]) -> None:
+    def _fanout(self, rows: list[LiveRow], marks: list[dict[str, Any]]) -> None:
         now = time.time_ns()
         for client in list(self.clients):
             picked = [r for r in rows if client.flt.accepts(r)]

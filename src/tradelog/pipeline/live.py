@@ -73,6 +73,9 @@ class LiveRunner:
         self.inbox: queue.Queue[Submission] = queue.Queue(maxsize=max_inbox)
         self.idle_poll_s = idle_poll_s
         self.stats = LiveStats()
+        self.processed: list[Callable[[CommitBatch], None]] = []
+        """Called with each batch once processed, before it is handed to the committer
+        (the live tape in ``processed`` push mode); a failure is logged, never fatal."""
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -102,7 +105,8 @@ class LiveRunner:
 
         Group commit: while the committer is busy with the previous batch, what arrives is
         gathered into the next one (up to ``batch_events``) instead of queueing many small
-        batches behind it, so latency stays near one commit and batches grow with load.
+        batches behind it, so latency stays near one commit and batches grow with load
+        (see ``_can_process`` for the early-push mode).
         """
         limit = self.pipeline.settings.batch_events
         chunks: list[CleanChunk] = []
@@ -115,7 +119,7 @@ class LiveRunner:
                 subs.extend(more_subs)
                 size += sum(c.records for c in more)
                 self.stats.loops += 1
-                if chunks and (size >= limit or self.committer.pending == 0):
+                if chunks and (size >= limit or self._can_process()):
                     self._process(chunks, subs, force_snapshot=False)
                     chunks, subs, size = [], [], 0
                     continue
@@ -128,6 +132,13 @@ class LiveRunner:
             log.exception("live loop failed")
             self._fail_pending(exc)
             raise
+
+    def _can_process(self) -> bool:
+        """Group commit: process what was gathered once the committer is idle — or, when
+        processed batches are pushed before their commit (``processed`` listeners), as soon
+        as the committer's queue has room, so the push does not wait for a commit."""
+        pending = self.committer.pending
+        return pending == 0 or (bool(self.processed) and pending < self.committer.max_pending)
 
     def _gather(self, limit: int) -> tuple[list[CleanChunk], list[Submission]]:
         chunks: list[CleanChunk] = []
@@ -168,6 +179,11 @@ class LiveRunner:
             batch.on_commit.extend(callbacks)
         if errbacks:
             batch.on_error.extend(errbacks)
+        for listener in self.processed:
+            try:
+                listener(batch)
+            except Exception:
+                log.exception("processed-batch listener %r failed", listener)
         self.committer.submit(batch)
         self.stats.batches += 1
         self.stats.records += sum(c.records for c in chunks)

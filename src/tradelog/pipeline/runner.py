@@ -240,6 +240,7 @@ class Committer:
 
     def __init__(self, store: Store, max_pending: int = 2) -> None:
         self.store = store
+        self.max_pending = max_pending
         self._queue: queue.Queue[CommitBatch | None] = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
         self.listeners: list[CommitListener] = []

@@ -199,14 +199,28 @@ class DuckDBStore(SharedReads):
 
     @staticmethod
     def _write_alerts(con: duckdb.DuckDBPyConnection, batch: CommitBatch, now: int) -> None:
-        """Alerts upserted (status kept), their system history rows, profiles upserted."""
-        for alert in batch.alerts:
-            con.execute(alert_sql.upsert_alert_sql("?"), alert_sql.upsert_alert_params(alert, now))
-            hist = alert_sql.system_history_params(alert)
-            if hist is not None:
-                con.execute(alert_sql.system_history_sql("?"), hist)
-        for row in batch.profiles:
-            con.execute(alert_sql.upsert_profile_sql("?"), alert_sql.upsert_profile_params(row))
+        """Alerts upserted (status kept), their system history rows, profiles upserted:
+        one statement per table per batch (a DuckDB statement costs ~1 ms, a batch may
+        carry dozens of alerts and profiles). Within a batch the last version of an
+        alert or profile wins, as it would with row-by-row upserts."""
+        if batch.alerts:
+            latest = {a.alert_id: a for a in batch.alerts}
+            rows = [alert_sql.upsert_alert_params(a, now) for a in latest.values()]
+            cols = (*alert_sql.ALERT_COLUMNS, "status", "created_ns", "updated_ns")
+            con.register("_tl_alerts", _columns_table(cols, rows))
+            con.execute(alert_sql.upsert_alerts_select_sql("_tl_alerts"))
+            con.unregister("_tl_alerts")
+            hist = [h for a in batch.alerts if (h := alert_sql.system_history_row(a)) is not None]
+            if hist:
+                con.register("_tl_hist", _columns_table(alert_sql.HISTORY_COLUMNS, hist))
+                con.execute(alert_sql.system_history_select_sql("_tl_hist"))
+                con.unregister("_tl_hist")
+        if batch.profiles:
+            latest_p = {(r.account_id, r.partition): r for r in batch.profiles}
+            prows = [alert_sql.upsert_profile_params(r) for r in latest_p.values()]
+            con.register("_tl_profiles", _columns_table(alert_sql.PROFILE_COLUMNS, prows))
+            con.execute(alert_sql.upsert_profiles_select_sql("_tl_profiles"))
+            con.unregister("_tl_profiles")
 
     def alert_transition(
         self, alert_id: str, action: str, actor: str, note: str | None, ts: int
@@ -413,3 +427,11 @@ def _where(flt: EventFilter) -> tuple[str, list[Any]]:
 
 
 __all__ = ["EVENT_SCHEMA", "DuckDBStore"]
+
+
+def _columns_table(names: tuple[str, ...], rows: list[list[Any]]) -> pa.Table:
+    """Rows (lists in ``names`` order) → an Arrow table; types are inferred and cast by
+    the INSERT into the typed table (an all-null column is NULL-typed, which casts)."""
+    return pa.Table.from_arrays(
+        [pa.array(list(col)) for col in zip(*rows, strict=True)], names=list(names)
+    )

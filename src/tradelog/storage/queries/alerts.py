@@ -67,6 +67,44 @@ def system_history_params(alert: Alert) -> list[Any] | None:
             alert.alert_id, action, ts]  # fmt: skip
 
 
+def upsert_alerts_select_sql(table: str) -> str:
+    """``upsert_alert_sql`` for every row of ``table`` (columns as in ``upsert_alert_params``,
+    one row per alert id)."""
+    names = (*ALERT_COLUMNS, "status", "created_ns", "updated_ns")
+    cols = ", ".join(f'"{c}"' for c in names)
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in (*_UPDATED, "updated_ns"))
+    return (
+        f"INSERT INTO alerts ({cols}) SELECT {cols} FROM {table} "
+        f'ON CONFLICT ("alert_id") DO UPDATE SET {sets}'
+    )
+
+
+def system_history_row(alert: Alert) -> list[Any] | None:
+    """The system history row (``HISTORY_COLUMNS`` order) of a new or escalated alert."""
+    params = system_history_params(alert)
+    return None if params is None else params[:7]
+
+
+def system_history_select_sql(table: str) -> str:
+    """``system_history_sql`` for every distinct row of ``table`` (``HISTORY_COLUMNS``)."""
+    cols = ", ".join(HISTORY_COLUMNS)
+    return (
+        f"INSERT INTO alert_history ({cols}) SELECT DISTINCT {cols} FROM {table} h "
+        "WHERE NOT EXISTS (SELECT 1 FROM alert_history a WHERE a.alert_id = h.alert_id "
+        "AND a.action = h.action AND a.ts = h.ts)"
+    )
+
+
+def upsert_profiles_select_sql(table: str) -> str:
+    """``upsert_profile_sql`` for every row of ``table`` (one per account and partition)."""
+    cols = ", ".join(f'"{c}"' for c in PROFILE_COLUMNS)
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in PROFILE_COLUMNS[2:])
+    return (
+        f"INSERT INTO account_profiles ({cols}) SELECT {cols} FROM {table} "
+        f'ON CONFLICT ("account_id", "partition") DO UPDATE SET {sets}'
+    )
+
+
 def upsert_profile_sql(p: str) -> str:
     cols = ", ".join(f'"{c}"' for c in PROFILE_COLUMNS)
     marks = ", ".join(p for _ in PROFILE_COLUMNS)
