@@ -209,6 +209,50 @@ class _TimeReader:
         self.cache[key] = value
 
 
+def _required_text(regex: re.Pattern[str]) -> str | None:
+    """The longest run of literal text that every match of ``regex`` contains, or None.
+
+    Read from the parse tree of the ``re`` module itself (``re._parser``), keeping only
+    literals that sit in the pattern's top-level sequence or in plain groups of it, where
+    the engine must match them: never inside alternatives, repeats, lookarounds or
+    case-insensitive parts. A record without that text cannot match, so the rule's
+    ``search`` is skipped for it. Ties go to the later run (the start of a log line, a
+    timestamp or a level, tends to be shared by every rule). Any doubt gives None.
+    """
+    try:
+        import re._parser as sre  # type: ignore[import-not-found]  # noqa: PLC0415
+
+        tree = sre.parse(regex.pattern, regex.flags)
+        if tree.state.flags & re.IGNORECASE:
+            return None
+        literal, subpattern = sre.LITERAL, sre.SUBPATTERN
+        runs: list[str] = []
+        run: list[str] = []
+
+        def walk(items: Any) -> None:
+            for op, arg in items:
+                if op is literal:
+                    run.append(chr(arg))
+                    continue
+                if op is subpattern and not arg[1] and not arg[2]:  # no inline flags
+                    walk(arg[3])
+                    continue
+                if run:
+                    runs.append("".join(run))
+                    run.clear()
+
+        walk(tree)
+        if run:
+            runs.append("".join(run))
+    except Exception:  # an unexpected tree (another Python): no pre-check, just search
+        return None
+    best: str | None = None
+    for text in runs:
+        if best is None or len(text) >= len(best):
+            best = text
+    return best if best is not None and len(best) >= 3 else None
+
+
 class _Rule:
     """A validated, compiled ``RegexRule``."""
 
@@ -218,6 +262,7 @@ class _Rule:
         "kind_from",
         "kind_map",
         "label",
+        "needle",
         "search",
         "skip",
         "templates",
@@ -241,6 +286,7 @@ class _Rule:
         except re.error as exc:
             raise ValueError(f"{label}: invalid pattern {rule.pattern!r}: {exc}") from None
         self.search = regex.search
+        self.needle = _required_text(regex)
         self.skip = rule.skip
         self.kind: str | None = rule.kind
         self.kind_from: str | None = rule.kind_from
@@ -564,6 +610,9 @@ class RegexParser:
     def _apply(self, text: str, start: int, end: int) -> Item:
         """One record's text → Record, Failure or Skip, by the first rule that matches."""
         for rule in self._rules:
+            needle = rule.needle
+            if needle is not None and needle not in text:
+                continue  # the rule's pattern needs this text: it cannot match
             m = rule.search(text)
             if m is not None:
                 break
