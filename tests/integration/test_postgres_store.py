@@ -21,12 +21,25 @@ import pytest
 from tests.integration.pg import fresh_database
 from tests.integration.test_store_parity import same
 from tests.unit.pipeline import test_recovery as rec
-from tradelog.model.events import AnomalyMark, Event, EventKind, Severity
+from tradelog.model.events import (
+    AnomalyMark,
+    Event,
+    EventKind,
+    Reject,
+    RejectReason,
+    Severity,
+    Side,
+)
 from tradelog.model.ids import id_hash
 from tradelog.pipeline.runner import Pipeline, PipelineSettings
 from tradelog.storage.base import CommitBatch, StreamPosition
 from tradelog.storage.duckdb_store import DuckDBStore
-from tradelog.storage.postgres_store import DAY_NS, EVENT_COLUMNS, PostgresStore
+from tradelog.storage.postgres_store import (
+    DAY_NS,
+    EVENT_COLUMNS,
+    STAGED_AFTER_DUPLICATE,
+    PostgresStore,
+)
 from tradelog.storage.schema import current_columns, migrations
 
 pytestmark = pytest.mark.integration
@@ -144,6 +157,135 @@ def test_a_redelivered_batch_is_dropped_and_counted_as_duplicates(url: str) -> N
             id_hash(quote(i).event_id) for i in range(7)
         )
         assert store.load_snapshot(0) == (7, b"state")
+    finally:
+        store.close()
+
+
+def reject(i: int) -> Reject:
+    return Reject(reject_id=f"r{i}", source="s", src_ref="f.log", src_offset=i, raw=f"bad {i}",
+                  reason=RejectReason.MALFORMED, detail="not json", ts_ingest=i)  # fmt: skip
+
+
+def with_rejects(batch: CommitBatch, rejects: list[Reject]) -> CommitBatch:
+    batch.rejects = rejects
+    batch.reject_hashes = np.array([id_hash(r.reject_id) for r in rejects], dtype=np.int64)
+    batch.positions[0].lines_read += len(rejects)
+    batch.positions[0].rejects = len(rejects)
+    return batch
+
+
+def stored_rows(store: PostgresStore) -> dict[str, list[dict[str, Any]]]:
+    pos_cols = ", ".join(f'"{c}"' for c in (*StreamPosition.__struct_fields__,))
+    return {
+        "events": store.query("SELECT * FROM events ORDER BY event_id").to_pylist(),
+        "rejects": store.query("SELECT * FROM rejects ORDER BY reject_id").to_pylist(),
+        "anomalies": store.query("SELECT * FROM anomalies ORDER BY event_id").to_pylist(),
+        "positions": store.query(f"SELECT {pos_cols} FROM source_positions").to_pylist(),
+    }
+
+
+def test_direct_copy_stores_what_the_staging_path_stores(url: str, tmp_path: Path) -> None:
+    """Batches copied straight into the tables (no stored id met) and the same batches
+    forced through staging + ON CONFLICT leave identical rows."""
+    results = []
+    for forced_staging in (False, True):
+        with fresh_database() as other:
+            store = PostgresStore(other)
+            try:
+                for b in range(3):
+                    if forced_staging:
+                        store._staged_commits_left = 10**6
+                    events = [quote(i) for i in range(b * 4, b * 4 + 4)]
+                    store.commit(with_rejects(batch_of(events), [reject(b * 2), reject(b * 2 + 1)]))
+                assert (store._staged_commits_left > 0) is forced_staging
+                results.append(stored_rows(store))
+            finally:
+                store.close()
+    assert results[0] == results[1]
+    assert len(results[0]["events"]) == 12 and len(results[0]["rejects"]) == 6
+
+
+def test_a_stored_or_repeated_id_falls_back_to_staging_for_some_commits(url: str) -> None:
+    store = PostgresStore(url)
+    try:
+        store.commit(with_rejects(batch_of([quote(i) for i in range(3)]), [reject(0)]))
+        assert store._staged_commits_left == 0  # straight in
+        # q0 twice in one batch, q1 and r0 stored already, q3 and r1 new
+        again = [quote(0), quote(0), quote(1), quote(3)]
+        store.commit(with_rejects(batch_of(again), [reject(0), reject(1)]))
+        assert store._staged_commits_left == STAGED_AFTER_DUPLICATE
+        assert count(store, "events") == 4 and count(store, "rejects") == 2
+        (pos,) = store.load_positions()
+        # 3 + 1 + 4 + 2 lines; the dropped ones (q0 twice, q1, r0) are duplicates
+        assert (pos.lines_read, pos.events, pos.rejects, pos.duplicates) == (10, 4, 2, 4)
+        assert store.statistics()["sources"]["s"]["reconciled"] is True
+        for i in range(STAGED_AFTER_DUPLICATE):
+            store.commit(batch_of([quote(100 + i)]))
+        assert store._staged_commits_left == 0  # back to direct copies
+        store.commit(batch_of([quote(200)]))
+        assert count(store, "events") == 4 + STAGED_AFTER_DUPLICATE + 1
+    finally:
+        store.close()
+
+
+def test_the_version_4_layout_applies_to_a_version_3_store(url: str) -> None:
+    store = PostgresStore(url)
+    try:
+        store.commit(batch_of([quote(i) for i in range(3)]))
+    finally:
+        store.close()
+    with psycopg.connect(url, autocommit=True) as conn:  # back to how version 3 left it
+        conn.execute("DROP INDEX events_order_id_chain")
+        conn.execute("CREATE INDEX events_order_id ON events (order_id)")
+        conn.execute("ALTER TABLE state_snapshots ALTER COLUMN data SET COMPRESSION pglz")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+    store = PostgresStore(url)
+    try:
+        assert store.schema_version() == 4
+        indexes = {
+            r["indexname"]: r["indexdef"]
+            for r in store.query("SELECT indexname, indexdef FROM pg_indexes").to_pylist()
+        }
+        assert "events_order_id" not in indexes
+        assert "WHERE (order_id IS DISTINCT FROM root_order_id)" in indexes["events_order_id_chain"]
+        compression = store.query(
+            "SELECT attcompression AS c FROM pg_attribute "
+            "WHERE attrelid = 'state_snapshots'::regclass AND attname = 'data'"
+        ).to_pylist()[0]["c"]
+        assert compression in ("l", "")  # lz4, or the default where lz4 is not built in
+        assert count(store, "events") == 3
+        store.commit(batch_of([quote(i) for i in range(3, 5)]))
+        assert count(store, "events") == 5
+        assert store.load_snapshot(0) == (2, b"state")
+    finally:
+        store.close()
+
+
+def test_order_timeline_by_a_chain_id_uses_the_partial_index(url: str) -> None:
+    def ev(i: int, kind: EventKind, order_id: str, **kw: Any) -> Event:
+        return Event(event_id=f"o{i}", kind=kind, ts=DAY0 * DAY_NS + i, ts_ingest=DAY0 * DAY_NS,
+                     source="s", src_ref="f.log", src_offset=i, raw="", symbol="AAPL",
+                     order_id=order_id, root_order_id="A1", seq=i + 1, **kw)  # fmt: skip
+
+    events = [
+        ev(0, EventKind.ORDER_NEW, "A1", qty=10.0, price=1.0, side=Side.BUY),
+        ev(1, EventKind.ORDER_REPLACE, "A2", orig_order_id="A1", qty=5.0, price=1.0),
+        ev(2, EventKind.ORDER_ACK, "A2", venue_order_id="V9"),
+    ]
+    store = PostgresStore(url)
+    try:
+        store.commit(batch_of(events))
+        for lookup in ("A1", "A2", "V9"):
+            assert [e.event_id for e in store.order_events(lookup)] == ["o0", "o1", "o2"], lookup
+        assert store.order_events("nope") == []
+        with psycopg.connect(url) as conn:
+            conn.execute("SET enable_seqscan = off")
+            plan = conn.execute(
+                "EXPLAIN SELECT root_order_id FROM events "
+                "WHERE order_id = 'A2' AND order_id IS DISTINCT FROM root_order_id LIMIT 1"
+            ).fetchall()
+        # the partitions' copies of the partial index (the full one is gone, see above)
+        assert "Index Cond: (order_id = 'A2'::text)" in " ".join(r[0] for r in plan)
     finally:
         store.close()
 
