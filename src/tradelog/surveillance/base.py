@@ -2,17 +2,22 @@
 account profiles), time constants and helpers for levels and risk scores.
 
 Detectors are pure: they read events (UTC ns event times) and their own per-symbol state
-(msgspec structs, so the whole state is a snapshot), never a clock or any I/O.
+(msgspec structs, so the whole state is a snapshot), never a clock or any I/O. Each one
+says which event kinds it reads (``handlers``), so the engine dispatches an event once by
+kind and a detector never sees the events it ignores. The small records kept in the
+windows hold no containers: ``gc=False`` structs, which the cycle collector skips.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from tradelog.model.alerts import LEVEL_RANK, AlertLevel
+from tradelog.model.events import Event, EventKind
 from tradelog.surveillance.profiles import AccountProfile
 
 NS_PER_S: Final = 1_000_000_000
@@ -41,13 +46,20 @@ class Context:
     """What detectors may read besides their own state."""
 
     owners: dict[str, str]
-    """account → beneficial owner (config reference data)."""
+    """account → beneficial owner (config reference data); an account not listed is its
+    own owner."""
     profiles: dict[str, AccountProfile]
 
-    def owner(self, account: str | None) -> str | None:
-        if account is None:
-            return None
-        return self.owners.get(account, account)
+
+Handler = Callable[[Event, Any, Context], list[Candidate] | None]
+"""A detector's reaction to one event kind: (event, the symbol's ``SymbolSurveillance``,
+context) → candidates or None. The detector reads its own field of the symbol state."""
+
+
+class Detector(Protocol):
+    def handlers(self) -> dict[EventKind, Handler]:
+        """Event kind → handler, for the kinds this detector reads (with its settings)."""
+        ...
 
 
 def level_by_ratio(ratio: float, steps: tuple[float, float, float] = (1.0, 2.0, 4.0)) -> AlertLevel:

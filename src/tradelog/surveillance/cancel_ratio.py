@@ -7,7 +7,7 @@ account in the window. At most one candidate per account, type and minute.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -17,10 +17,15 @@ from tradelog.surveillance.base import (
     NS_PER_S,
     Candidate,
     Context,
+    Handler,
     add_id,
     level_by_ratio,
     score_by_ratio,
 )
+
+_NEW: Final = EventKind.ORDER_NEW
+_CANCELLED: Final = EventKind.ORDER_CANCELLED
+_FILL: Final = EventKind.FILL
 
 
 class CancelRatioSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -31,7 +36,7 @@ class CancelRatioSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     min_orders: int = 50
 
 
-class _Bucket(msgspec.Struct, array_like=True):
+class _Bucket(msgspec.Struct, array_like=True, gc=False):
     minute: int
     orders: int = 0
     cancels: int = 0
@@ -48,6 +53,15 @@ class CancelRatioState(msgspec.Struct, kw_only=True):
     accounts: dict[str, _Account] = msgspec.field(default_factory=dict)
 
 
+class _Symbol(Protocol):
+    cancel_ratio: CancelRatioState
+
+
+def _window(buckets: list[_Bucket], orders: int, cancels: int, fills: int) -> dict[str, int]:
+    return {"start": buckets[0].minute * NS_PER_MIN, "orders": orders, "cancels": cancels,
+            "fills": fills}  # fmt: skip
+
+
 class CancelRatio:
     types = ("cancel_ratio", "order_to_trade")
 
@@ -56,10 +70,15 @@ class CancelRatio:
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
         self._minutes = max(1, int(self.s.window_s * NS_PER_S) // NS_PER_MIN)
 
-    def observe(self, ev: Event, st: CancelRatioState, ctx: Context) -> list[Candidate] | None:
+    def handlers(self) -> dict[EventKind, Handler]:
+        return {_NEW: self.on_event, _CANCELLED: self.on_event, _FILL: self.on_event}
+
+    def on_event(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
+        """Orders, cancels and fills of an account."""
         account = ev.account_id
         if account is None:
             return None
+        st = ss.cancel_ratio
         acc = st.accounts.get(account)
         if acc is None:
             acc = st.accounts[account] = _Account()
@@ -75,26 +94,24 @@ class CancelRatio:
                 buckets.pop(0)
             acc.cancel_ids.clear()
         kind = ev.kind
-        if kind is EventKind.ORDER_NEW:
+        if kind is _NEW:
             b.orders += 1
-        elif kind is EventKind.ORDER_CANCELLED:
+        elif kind is _CANCELLED:
             b.cancels += 1
             add_id(acc.cancel_ids, ev.event_id)
-        elif kind is EventKind.FILL:
+        else:
             b.fills += 1
             return None  # fills only lower both ratios
-        else:
-            return None
-        orders = sum(x.orders for x in buckets)
+        orders = cancels = fills = 0
+        for x in buckets:
+            orders += x.orders
+            cancels += x.cancels
+            fills += x.fills
         s = self.s
         if orders < s.min_orders:
             return None
-        cancels = sum(x.cancels for x in buckets)
-        fills = sum(x.fills for x in buckets)
         out: list[Candidate] = []
-        window = {"start": buckets[0].minute * NS_PER_MIN, "orders": orders, "cancels": cancels,
-                  "fills": fills}  # fmt: skip
-        if s.cancel_ratio is not None and kind is EventKind.ORDER_CANCELLED:
+        if s.cancel_ratio is not None and kind is _CANCELLED:
             ratio = cancels / orders
             if ratio >= s.cancel_ratio and acc.emitted.get("cancel_ratio") != minute:
                 acc.emitted["cancel_ratio"] = minute
@@ -104,14 +121,14 @@ class CancelRatio:
                         ev,
                         account,
                         "cancel_ratio",
-                        window,
+                        _window(buckets, orders, cancels, fills),
                         acc,
                         ratio,
                         s.cancel_ratio,
                         1.0 + min(excess, 1.0) * 3,
                     )
                 )
-        if s.order_to_trade is not None and kind is EventKind.ORDER_NEW:
+        if s.order_to_trade is not None and kind is _NEW:
             otr = orders / fills if fills else None
             measured = otr if otr is not None else float(orders)
             if measured > s.order_to_trade and acc.emitted.get("order_to_trade") != minute:
@@ -121,7 +138,7 @@ class CancelRatio:
                         ev,
                         account,
                         "order_to_trade",
-                        window,
+                        _window(buckets, orders, cancels, fills),
                         acc,
                         otr,
                         s.order_to_trade,

@@ -6,16 +6,18 @@ accounts a majority share is arithmetic, not a finding). Once per account and mi
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import msgspec
 
-from tradelog.model.events import Event
+from tradelog.model.events import Event, EventKind
 from tradelog.surveillance.base import (
     NS_PER_MIN,
     NS_PER_S,
     Candidate,
     Context,
+    Handler,
     add_id,
     level_by_ratio,
     score_by_ratio,
@@ -42,6 +44,10 @@ class ConcentrationState(msgspec.Struct, kw_only=True):
     emitted: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+class _Symbol(Protocol):
+    concentration: ConcentrationState
+
+
 class Concentration:
     type = "concentration"
 
@@ -49,11 +55,17 @@ class Concentration:
         self.s = settings or ConcentrationSettings()
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
         self._minutes = max(1, int(self.s.window_s * NS_PER_S) // NS_PER_MIN)
+        self._closed: dict[str, _Closed] = {}
+        """symbol → the window's closed buckets summed (a cache: they no longer change)."""
 
-    def observe(self, ev: Event, st: ConcentrationState, ctx: Context) -> list[Candidate] | None:
+    def handlers(self) -> dict[EventKind, Handler]:
+        return {EventKind.FILL: self.on_fill}
+
+    def on_fill(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
         account, qty = ev.account_id, ev.last_qty
         if account is None or qty is None:
             return None
+        st = ss.concentration
         minute = ev.ts // NS_PER_MIN
         buckets = st.buckets
         if buckets and buckets[-1].minute >= minute:
@@ -65,18 +77,22 @@ class Concentration:
             while buckets and buckets[0].minute <= cutoff:
                 buckets.pop(0)
         b.fills += 1
-        b.qty[account] = b.qty.get(account, 0.0) + qty
-        add_id(b.ids.setdefault(account, []), ev.event_id)
+        by_account = b.qty
+        by_account[account] = by_account.get(account, 0.0) + qty
+        mine = b.ids.get(account)
+        if mine is None:
+            b.ids[account] = [ev.event_id]
+        else:
+            add_id(mine, ev.event_id)
         s = self.s
         if st.emitted.get(account) == minute:
             return None
-        fills = sum(x.fills for x in buckets)
+        if len(buckets) == 1:
+            fills, per = b.fills, by_account  # the same sums (0.0 + q is q): no copy
+        else:
+            fills, per = self._window(ev.symbol or "", st)
         if fills < s.min_fills:
             return None
-        per: dict[str, float] = {}
-        for x in buckets:
-            for a, q in x.qty.items():
-                per[a] = per.get(a, 0.0) + q
         total = sum(per.values())
         if len(per) < s.min_accounts or total <= 0:
             return None
@@ -112,3 +128,36 @@ class Concentration:
                 },
             )
         ]
+
+    def _window(self, symbol: str, st: ConcentrationState) -> tuple[int, dict[str, float]]:
+        """Fills and quantity per account over the window's buckets, summed in bucket
+        order (closed buckets from the cache, then the current one)."""
+        buckets = st.buckets
+        closed = self._closed.get(symbol)
+        if (
+            closed is None or closed.state is not st or closed.first is not buckets[0]
+            or closed.last is not buckets[-2]
+        ):  # fmt: skip
+            fills = 0
+            per: dict[str, float] = {}
+            for x in buckets[:-1]:
+                fills += x.fills
+                for a, q in x.qty.items():
+                    per[a] = per.get(a, 0.0) + q
+            closed = self._closed[symbol] = _Closed(st, buckets[0], buckets[-2], fills, per)
+        current = buckets[-1]
+        per = dict(closed.per)
+        for a, q in current.qty.items():
+            per[a] = per.get(a, 0.0) + q
+        return closed.fills + current.fills, per
+
+
+@dataclass(slots=True)
+class _Closed:
+    """The closed buckets from ``first`` to ``last`` of one symbol's state, summed."""
+
+    state: ConcentrationState
+    first: _Bucket
+    last: _Bucket
+    fills: int
+    per: dict[str, float]

@@ -7,15 +7,16 @@ second; a lasting gap updates the same open alert.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from tradelog.model.events import Event
+from tradelog.model.events import Event, EventKind
 from tradelog.surveillance.base import (
     NS_PER_S,
     Candidate,
     Context,
+    Handler,
     level_by_ratio,
     score_by_ratio,
 )
@@ -29,7 +30,7 @@ class CrossVenueSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     min_quotes: int = 10
 
 
-class _Mid(msgspec.Struct, array_like=True):
+class _Mid(msgspec.Struct, array_like=True, gc=False):
     ts: int
     mid: float
     event_id: str
@@ -43,6 +44,10 @@ class CrossVenueState(msgspec.Struct, kw_only=True):
     emitted: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+class _Symbol(Protocol):
+    cross_venue: CrossVenueState
+
+
 class CrossVenue:
     type = "cross_venue"
 
@@ -50,23 +55,39 @@ class CrossVenue:
         self.s = settings or CrossVenueSettings()
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
         self._age = int(self.s.max_age_s * NS_PER_S)
+        self._pairs: dict[str, dict[str, str]] = {}
+        """venue → other venue → their ``venueA|venueB`` key (a cache)."""
 
-    def observe(self, ev: Event, st: CrossVenueState, ctx: Context) -> list[Candidate] | None:
+    def handlers(self) -> dict[EventKind, Handler]:
+        return {EventKind.QUOTE: self.on_quote}
+
+    def on_quote(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
         venue, bid, ask = ev.venue, ev.bid, ev.ask
         if venue is None or bid is None or ask is None or bid <= 0 or ask <= 0:
             return None
+        st = ss.cross_venue
         mid = (bid + ask) / 2.0
-        prev = st.mids.get(venue)
-        me = st.mids[venue] = _Mid(ev.ts, mid, ev.event_id, (prev.quotes if prev else 0) + 1)
-        if len(st.mids) < 2:
+        ts = ev.ts
+        mids = st.mids
+        me = mids.get(venue)
+        if me is None:
+            me = mids[venue] = _Mid(ts, mid, ev.event_id, 1)
+        else:  # updated in place (same values, same position as a new entry)
+            me.ts, me.mid, me.event_id, me.quotes = ts, mid, ev.event_id, me.quotes + 1
+        if len(mids) < 2:
             return None
         s = self.s
         out: list[Candidate] = []
-        for other, o in st.mids.items():
+        pairs = self._pairs.get(venue)
+        if pairs is None:
+            pairs = self._pairs[venue] = {}
+        for other, o in mids.items():
             if other == venue:
                 continue
-            pair = f"{min(venue, other)}|{max(venue, other)}"
-            if ev.ts - o.ts > self._age or o.ts - ev.ts > self._age:
+            pair = pairs.get(other)
+            if pair is None:
+                pair = pairs[other] = f"{min(venue, other)}|{max(venue, other)}"
+            if ts - o.ts > self._age or o.ts - ts > self._age:
                 st.streak.pop(pair, None)
                 continue
             diff = abs(mid - o.mid) / ((mid + o.mid) / 2.0) * 1e4

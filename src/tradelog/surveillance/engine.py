@@ -8,14 +8,15 @@ a msgspec struct so it is part of the partition snapshot (``to_bytes``/``from_by
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from collections.abc import Callable
+from typing import Final
 
 import msgspec
 
 from tradelog.model.alerts import LEVEL_RANK, Alert, ProfileRow
 from tradelog.model.events import Event, EventKind
 from tradelog.surveillance.alerts import AlertBook, AlertBookSettings, AlertBookState
-from tradelog.surveillance.base import Candidate, Context
+from tradelog.surveillance.base import Candidate, Context, Detector, Handler
 from tradelog.surveillance.cancel_ratio import CancelRatio, CancelRatioSettings, CancelRatioState
 from tradelog.surveillance.concentration import (
     Concentration,
@@ -30,24 +31,21 @@ from tradelog.surveillance.price_anomaly import (
 )
 from tradelog.surveillance.profiles import AccountProfile
 from tradelog.surveillance.pump_dump import PumpDump, PumpDumpSettings, PumpDumpState
-from tradelog.surveillance.risk import Risk, RiskSettings, RiskState
-from tradelog.surveillance.spoofing import Spoofing, SpoofingSettings, SpoofingState
+from tradelog.surveillance.risk import Risk, RiskHandler, RiskSettings, RiskState
+from tradelog.surveillance.spoofing import (
+    Spoofing,
+    SpoofingSettings,
+    SpoofingState,
+    unordered_accounts,
+)
 from tradelog.surveillance.volume_spike import VolumeSpike, VolumeSpikeSettings, VolumeSpikeState
 from tradelog.surveillance.wash_trade import WashTrade, WashTradeSettings, WashTradeState
 
-STATE_VERSION: Final = 1
-_FILL: Final = EventKind.FILL
-_TRADE: Final = EventKind.MARKET_TRADE
-_QUOTE: Final = EventKind.QUOTE
-_NEW: Final = EventKind.ORDER_NEW
-_CANCELLED: Final = EventKind.ORDER_CANCELLED
-_PROFILE_KINDS: Final = frozenset(
-    {_NEW, _CANCELLED, _FILL, EventKind.ORDER_REJECTED, EventKind.ORDER_REPLACE}
-)
-
-
-class _Detector(Protocol):
-    def observe(self, ev: Event, st: Any, ctx: Context) -> list[Candidate] | None: ...
+_Count = Callable[[AccountProfile, Event], None]
+_Dispatch = tuple[RiskHandler | None, tuple[Handler, ...], _Count | None]
+STATE_VERSION: Final = 2
+"""2: ``SpoofingState.unordered`` and ``AccountProfile.sorted_sizes`` (derived from the fill
+lists and the sizes when a version 1 is read)."""
 
 
 class SurveillanceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -95,6 +93,12 @@ class SurveillanceState(msgspec.Struct, kw_only=True):
     @classmethod
     def from_bytes(cls, data: bytes) -> SurveillanceState:
         state = msgspec.msgpack.decode(data, type=cls)
+        if state.version == 1:
+            for ss in state.symbols.values():
+                ss.spoofing.unordered = unordered_accounts(ss.spoofing)
+            for profile in state.profiles.values():
+                profile.sorted_sizes = sorted(profile.sizes)
+            state.version = STATE_VERSION
         if state.version != STATE_VERSION:
             raise ValueError(f"unknown surveillance state version {state.version}")
         return state
@@ -119,29 +123,42 @@ class Surveillance:
         self.cross = CrossVenue(s.cross_venue) if s.cross_venue.enabled else None
         self.risk = Risk(s.risk) if s.risk.enabled else None
         self.book = AlertBook(s.alerts)
-        fill: list[tuple[_Detector | None, str]] = [
-            (self.wash, "wash_trade"), (self.spoof, "spoofing"), (self.cancels, "cancel_ratio"),
-            (self.conc, "concentration"), (self.volume, "volume_spike"),
-            (self.price, "price_anomaly"), (self.pump, "pump_dump"),
+        # the order in which the detectors see an event (and so the order of candidates)
+        order: list[Detector | None] = [
+            self.wash, self.spoof, self.cancels, self.conc, self.volume, self.price, self.pump,
+            self.cross,
         ]  # fmt: skip
-        trade: list[tuple[_Detector | None, str]] = [
-            (self.volume, "volume_spike"), (self.price, "price_anomaly"), (self.pump, "pump_dump"),
-        ]  # fmt: skip
-        self._on_fill = [(d, n) for d, n in fill if d is not None]
-        self._on_trade = [(d, n) for d, n in trade if d is not None]
+        on_kind: dict[EventKind, tuple[Handler, ...]] = {}
+        for det in order:
+            if det is not None:
+                for kind, handler in det.handlers().items():
+                    on_kind[kind] = (*on_kind.get(kind, ()), handler)
+        risk_on = self.risk.handlers() if self.risk is not None else {}
+        profile_on = AccountProfile.handlers()
+        self._dispatch: dict[EventKind, _Dispatch] = {
+            kind: (risk_on.get(kind), on_kind.get(kind, ()), profile_on.get(kind))
+            for kind in EventKind
+        }
+        """Event kind → (the risk handler, the detectors' handlers in order, the profile
+        counter): who reads an event of that kind."""
 
     def process(
         self, events: list[Event], state: SurveillanceState, partition: int = 0
     ) -> tuple[list[Alert], list[ProfileRow]]:
-        ctx = Context(self.owners, state.profiles)
+        profiles = state.profiles
+        ctx = Context(self.owners, profiles)
         found: list[Candidate] = []
         touched: set[str] = set()
         symbols = state.symbols
+        risk_state = state.risk
+        dispatch = self._dispatch
+        last_ts = state.last_ts
         for ev in events:
-            kind = ev.kind
-            state.last_ts = max(state.last_ts, ev.ts)
-            if self.risk is not None and kind is not _TRADE:
-                got = self.risk.observe(ev, state.risk)
+            if ev.ts > last_ts:  # noqa: PLR1730 (a comparison costs less than a call)
+                last_ts = ev.ts
+            risk, handlers, count = dispatch[ev.kind]
+            if risk is not None:
+                got = risk(ev, risk_state)
                 if got:
                     found.extend(got)
             sym = ev.symbol
@@ -150,45 +167,24 @@ class Surveillance:
             ss = symbols.get(sym)
             if ss is None:
                 ss = symbols[sym] = SymbolSurveillance()
-            if kind is _FILL:
-                for det, name in self._on_fill:
-                    got = det.observe(ev, getattr(ss, name), ctx)
-                    if got:
-                        found.extend(got)
-            elif kind is _TRADE:
-                for det, name in self._on_trade:
-                    got = det.observe(ev, getattr(ss, name), ctx)
-                    if got:
-                        found.extend(got)
-            elif kind is _QUOTE:
-                if self.spoof is not None:
-                    self.spoof.observe(ev, ss.spoofing, ctx)
-                if self.cross is not None:
-                    got = self.cross.observe(ev, ss.cross_venue, ctx)
-                    if got:
-                        found.extend(got)
-            elif kind is _NEW or kind is _CANCELLED:
-                if self.spoof is not None:
-                    got = self.spoof.observe(ev, ss.spoofing, ctx)
-                    if got:
-                        found.extend(got)
-                if self.cancels is not None:
-                    got = self.cancels.observe(ev, ss.cancel_ratio, ctx)
-                    if got:
-                        found.extend(got)
-            if kind in _PROFILE_KINDS and ev.account_id is not None:
-                profile = state.profiles.get(ev.account_id)
-                if profile is None:
-                    profile = state.profiles[ev.account_id] = AccountProfile(
-                        account_id=ev.account_id
-                    )
-                profile.observe(ev)
-                touched.add(ev.account_id)
+            for handler in handlers:
+                got = handler(ev, ss, ctx)
+                if got:
+                    found.extend(got)
+            if count is not None:
+                account = ev.account_id
+                if account is not None:
+                    profile = profiles.get(account)
+                    if profile is None:
+                        profile = profiles[account] = AccountProfile(account_id=account)
+                    count(profile, ev)
+                    touched.add(account)
+        state.last_ts = last_ts
         alerts = self._alerts(found, state)
-        profiles = [state.profiles[a].row(partition) for a in sorted(touched)]
+        rows = [profiles[a].row(partition) for a in sorted(touched)]
         if events:
             self.book.expire(state.book, state.last_ts)
-        return alerts, profiles
+        return alerts, rows
 
     def _alerts(self, found: list[Candidate], state: SurveillanceState) -> list[Alert]:
         """One copy per alert touched in the batch (the committer writes copies while the

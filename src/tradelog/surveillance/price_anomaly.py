@@ -11,23 +11,25 @@ series has no scale: the z rule then stays silent and the evidence says so).
 from __future__ import annotations
 
 from statistics import median
-from typing import Any
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from tradelog.model.alerts import AlertLevel
-from tradelog.model.events import Event
+from tradelog.model.events import Event, EventKind
 from tradelog.surveillance.base import (
     LEVEL_ORDER,
     NS_PER_MIN,
     Candidate,
     Context,
+    Handler,
     level_by_ratio,
     score_by_ratio,
 )
-from tradelog.surveillance.volume_spike import TradeKind, trade_qty
+from tradelog.surveillance.volume_spike import TradeKind, trade_kinds
 
 MAD_SCALE = 1.4826
+_FILL: Final = EventKind.FILL
 
 
 class PriceAnomalySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -51,29 +53,42 @@ class PriceAnomalyState(msgspec.Struct, kw_only=True):
     returns: list[float] = msgspec.field(default_factory=list)
 
 
+class _Symbol(Protocol):
+    price_anomaly: PriceAnomalyState
+
+
 class PriceAnomaly:
     type = "price_anomaly"
 
     def __init__(self, settings: PriceAnomalySettings | None = None) -> None:
         self.s = settings or PriceAnomalySettings()
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
-        self._kinds = frozenset(self.s.kinds)
 
-    def observe(self, ev: Event, st: PriceAnomalyState, ctx: Context) -> list[Candidate] | None:
-        pq = trade_qty(ev) if ev.kind.value in self._kinds else None
-        if pq is None or pq[0] <= 0:
-            return None
+    def handlers(self) -> dict[EventKind, Handler]:
+        return dict.fromkeys(trade_kinds(self.s.kinds), self.on_trade)
+
+    def on_trade(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
+        """Fills and public trades (those of ``kinds``)."""
+        if ev.kind is _FILL:
+            px = ev.last_px
+            if px is None or ev.last_qty is None or px <= 0:
+                return None
+        else:
+            px = ev.price
+            if px is None or ev.qty is None or px <= 0:
+                return None
+        st = ss.price_anomaly
         minute = ev.ts // NS_PER_MIN
         out: list[Candidate] | None = None
         if st.minute is None or minute > st.minute:
             if st.minute is not None:
                 out = self._close(ev, st)
             st.minute = minute
-            st.open_px = pq[0]
+            st.open_px = px
             st.first_id = ev.event_id
         elif minute < st.minute:
             return None  # a late print of a minute already judged
-        st.close = pq[0]
+        st.close = px
         st.last_id = ev.event_id
         return out
 

@@ -6,7 +6,8 @@ that is normal for one account is a fat finger for another); the API serves them
 
 from __future__ import annotations
 
-from statistics import median
+from bisect import bisect_left, insort
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -20,6 +21,8 @@ MEDIAN_EVERY: Final = 16
 """The cached median is recomputed after this many new orders."""
 MAX_SYMBOLS: Final = 200
 NS_PER_HOUR: Final = 3_600_000_000_000
+_MAKER: Final = Liquidity.MAKER
+_TAKER: Final = Liquidity.TAKER
 
 
 class AccountProfile(msgspec.Struct, kw_only=True):
@@ -37,6 +40,8 @@ class AccountProfile(msgspec.Struct, kw_only=True):
     taker_qty: float = 0.0
     notional: float = 0.0
     sizes: list[float] = msgspec.field(default_factory=list)
+    sorted_sizes: list[float] = msgspec.field(default_factory=list)
+    """``sizes`` in ascending order, kept with it (its median without a sort)."""
     ring_pos: int = 0
     median_size: float | None = None
     median_at: int = 0
@@ -45,44 +50,81 @@ class AccountProfile(msgspec.Struct, kw_only=True):
     first_ts: int | None = None
     last_ts: int | None = None
 
-    def observe(self, ev: Event) -> None:
-        """Counts one order event of this account."""
-        kind = ev.kind
-        if kind is EventKind.ORDER_NEW:
-            self.orders += 1
-            qty = ev.qty
-            if qty is not None:
-                self.order_qty += qty
-                if len(self.sizes) < SIZE_RESERVOIR:
-                    self.sizes.append(qty)
-                else:
-                    self.sizes[self.ring_pos] = qty
-                    self.ring_pos = (self.ring_pos + 1) % SIZE_RESERVOIR
-            self.hours[(ev.ts // NS_PER_HOUR) % 24] += 1
-            sym = ev.symbol
-            if sym is not None and (sym in self.symbols or len(self.symbols) < MAX_SYMBOLS):
-                self.symbols[sym] = self.symbols.get(sym, 0) + 1
-        elif kind is EventKind.ORDER_CANCELLED:
-            self.cancels += 1
-        elif kind is EventKind.FILL:
-            self.fills += 1
-            q = ev.last_qty or 0.0
-            self.fill_qty += q
-            self.notional += q * (ev.last_px or 0.0)
-            if ev.liquidity is Liquidity.MAKER:
-                self.maker_qty += q
-            elif ev.liquidity is Liquidity.TAKER:
-                self.taker_qty += q
-        elif kind is EventKind.ORDER_REJECTED:
-            self.rejects += 1
-        elif kind is EventKind.ORDER_REPLACE:
-            self.replaces += 1
-        else:
-            return
+    @staticmethod
+    def handlers() -> dict[EventKind, Callable[[AccountProfile, Event], None]]:
+        """Event kind → the method that counts it (the order events of the account)."""
+        return {
+            EventKind.ORDER_NEW: AccountProfile.on_new,
+            EventKind.ORDER_CANCELLED: AccountProfile.on_cancel,
+            EventKind.FILL: AccountProfile.on_fill,
+            EventKind.ORDER_REJECTED: AccountProfile.on_reject,
+            EventKind.ORDER_REPLACE: AccountProfile.on_replace,
+        }
+
+    def on_new(self, ev: Event) -> None:
+        self.orders += 1
+        qty = ev.qty
+        if qty is not None:
+            self.order_qty += qty
+            sizes, ordered = self.sizes, self.sorted_sizes
+            if len(sizes) < SIZE_RESERVOIR:
+                sizes.append(qty)
+            else:
+                del ordered[bisect_left(ordered, sizes[self.ring_pos])]
+                sizes[self.ring_pos] = qty
+                self.ring_pos = (self.ring_pos + 1) % SIZE_RESERVOIR
+            insort(ordered, qty)
+        ts = ev.ts
+        self.hours[(ts // NS_PER_HOUR) % 24] += 1
+        sym = ev.symbol
+        if sym is not None:
+            symbols = self.symbols
+            n = symbols.get(sym)
+            if n is not None:
+                symbols[sym] = n + 1
+            elif len(symbols) < MAX_SYMBOLS:
+                symbols[sym] = 1
         if self.first_ts is None:
-            self.first_ts = ev.ts
-        if self.last_ts is None or ev.ts > self.last_ts:
-            self.last_ts = ev.ts
+            self.first_ts = ts
+        last = self.last_ts
+        if last is None or ts > last:
+            self.last_ts = ts
+
+    def on_cancel(self, ev: Event) -> None:
+        self.cancels += 1
+        self._seen(ev.ts)
+
+    def on_fill(self, ev: Event) -> None:
+        self.fills += 1
+        q = ev.last_qty or 0.0
+        self.fill_qty += q
+        self.notional += q * (ev.last_px or 0.0)
+        liquidity = ev.liquidity
+        if liquidity is _MAKER:
+            self.maker_qty += q
+        elif liquidity is _TAKER:
+            self.taker_qty += q
+        ts = ev.ts
+        if self.first_ts is None:
+            self.first_ts = ts
+        last = self.last_ts
+        if last is None or ts > last:
+            self.last_ts = ts
+
+    def on_reject(self, ev: Event) -> None:
+        self.rejects += 1
+        self._seen(ev.ts)
+
+    def on_replace(self, ev: Event) -> None:
+        self.replaces += 1
+        self._seen(ev.ts)
+
+    def _seen(self, ts: int) -> None:
+        if self.first_ts is None:
+            self.first_ts = ts
+        last = self.last_ts
+        if last is None or ts > last:
+            self.last_ts = ts
 
     def median_order_size(self) -> float | None:
         """Median of the latest sizes (exact while the reservoir is small, then refreshed
@@ -93,7 +135,7 @@ class AccountProfile(msgspec.Struct, kw_only=True):
             len(self.sizes) <= 4 * MEDIAN_EVERY or self.orders - self.median_at >= MEDIAN_EVERY
         )
         if self.median_size is None or stale:
-            self.median_size = float(median(self.sizes))
+            self.median_size = _median(self.sorted_sizes)
             self.median_at = self.orders
         return self.median_size
 
@@ -120,7 +162,7 @@ class AccountProfile(msgspec.Struct, kw_only=True):
             "cancel_ratio": self.cancel_ratio,
             "order_to_trade": self.order_to_trade,
             "order_size": {
-                "median": float(median(self.sizes)) if self.sizes else None,
+                "median": _median(self.sorted_sizes) if self.sizes else None,
                 "mean": self.order_qty / self.orders if self.orders else None,
                 "observations": len(self.sizes),
             },
@@ -147,3 +189,15 @@ class AccountProfile(msgspec.Struct, kw_only=True):
             median_order_size=self.median_order_size(),
             profile=self.summary(),
         )
+
+
+def _median(ordered: list[float]) -> float:
+    """The median of a sorted, non-empty list (as ``statistics.median`` computes it).
+
+    >>> _median([1.0, 2.0, 7.0]), _median([1.0, 2.0, 7.0, 9.0])
+    (2.0, 4.5)
+    """
+    n = len(ordered)
+    if n % 2:
+        return ordered[n // 2]
+    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2

@@ -12,15 +12,25 @@ volume above zero.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any
+from typing import Any, Final, Protocol
 
 import msgspec
 
-from tradelog.model.events import Event, EventKind
-from tradelog.surveillance.base import MAX_EVIDENCE_IDS, NS_PER_MIN, NS_PER_S, Candidate, Context
-from tradelog.surveillance.volume_spike import TradeKind, trade_qty
+from tradelog.model.events import Event, EventKind, Side
+from tradelog.surveillance.base import (
+    MAX_EVIDENCE_IDS,
+    NS_PER_MIN,
+    NS_PER_S,
+    Candidate,
+    Context,
+    Handler,
+)
+from tradelog.surveillance.volume_spike import TradeKind, trade_kinds
 
 MAX_TRADES = 50_000
+_FILL: Final = EventKind.FILL
+_BUY: Final = Side.BUY
+_SIDES: Final = ("sell", "buy")
 
 
 class PumpDumpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -35,7 +45,7 @@ class PumpDumpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     kinds: list[TradeKind] = msgspec.field(default_factory=lambda: ["fill", "market_trade"])
 
 
-class _Trade(msgspec.Struct, array_like=True):
+class _Trade(msgspec.Struct, array_like=True, gc=False):
     ts: int
     px: float
     qty: float
@@ -66,21 +76,32 @@ class PumpDumpState(msgspec.Struct, kw_only=True):
     trailing_mean: float = 0.0
 
 
+class _Symbol(Protocol):
+    pump_dump: PumpDumpState
+
+
 class PumpDump:
     type = "pump_dump"
 
     def __init__(self, settings: PumpDumpSettings | None = None) -> None:
         self.s = settings or PumpDumpSettings()
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
-        self._kinds = frozenset(self.s.kinds)
         self._rise = int(self.s.rise_window_s * NS_PER_S)
         self._dump = int(self.s.dump_window_s * NS_PER_S)
 
-    def observe(self, ev: Event, st: PumpDumpState, ctx: Context) -> list[Candidate] | None:
-        pq = trade_qty(ev) if ev.kind.value in self._kinds else None
-        if pq is None or pq[0] <= 0:
+    def handlers(self) -> dict[EventKind, Handler]:
+        return dict.fromkeys(trade_kinds(self.s.kinds), self.on_trade)
+
+    def on_trade(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
+        """Fills and public trades (those of ``kinds``)."""
+        is_fill = ev.kind is _FILL
+        if is_fill:
+            px, qty = ev.last_px, ev.last_qty
+        else:
+            px, qty = ev.price, ev.qty
+        if px is None or qty is None or px <= 0:
             return None
-        px, qty = pq
+        st = ss.pump_dump
         ts = ev.ts
         minute = ts // NS_PER_MIN
         if st.first_minute is None:
@@ -95,9 +116,11 @@ class PumpDump:
                 del st.history[m]
         st.volume += qty
         trades = st.trades
-        side = ev.side.value if ev.side is not None else None
-        is_fill = ev.kind is EventKind.FILL
-        trades.append(_Trade(ts, px, qty, ev.account_id, side, ev.event_id, is_fill))
+        side = ev.side
+        trades.append(
+            _Trade(ts, px, qty, ev.account_id, None if side is None else _SIDES[side is _BUY],
+                   ev.event_id, is_fill)
+        )  # fmt: skip
         horizon = ts - self._rise - self._dump
         if trades[0].ts < horizon:
             del trades[: bisect_left(trades, horizon, key=_ts)]
@@ -107,8 +130,10 @@ class PumpDump:
         while lows and lows[-1][1] >= px:
             lows.pop()
         lows.append((ts, px))
-        while lows and lows[0][0] < ts - self._rise:
-            lows.pop(0)
+        if lows[0][0] < ts - self._rise:
+            rise_start = ts - self._rise
+            while lows and lows[0][0] < rise_start:
+                lows.pop(0)
         s = self.s
         if not st.pumped:
             low_ts, low_px = lows[0]

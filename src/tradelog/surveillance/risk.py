@@ -72,7 +72,7 @@ class RiskSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rules: list[RiskRule] = []
 
 
-class _PnlKey(msgspec.Struct, array_like=True):
+class _PnlKey(msgspec.Struct, array_like=True, gc=False):
     strategy: str
     symbol: str
     day: int = -1
@@ -83,7 +83,7 @@ class _PnlKey(msgspec.Struct, array_like=True):
     last_px: float = 0.0
 
 
-class _Rate(msgspec.Struct, array_like=True):
+class _Rate(msgspec.Struct, array_like=True, gc=False):
     second: int
     total: int = 0
     hits: int = 0
@@ -108,68 +108,117 @@ def _total(k: _PnlKey, marks: dict[str, float]) -> float:
     return k.realized + k.pos * (mark - k.avg_cost)
 
 
+RiskHandler = Callable[[Event, RiskState], list[Candidate] | None]
+
+
 class Risk:
     def __init__(self, settings: RiskSettings | None = None) -> None:
         self.s = settings or RiskSettings()
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
         self._reject_s = max(1, int(self.s.reject_window_s))
         self._latency_s = max(1, int(self.s.latency_window_s))
+        self._metrics = frozenset(r.metric for r in self.s.rules)
+        """The metrics some user rule reads (the others are not evaluated)."""
+        self._daily_on = bool(self.s.daily_loss_limits) or "daily_pnl" in self._metrics
+        self._latency_on = self.s.latency_ms is not None or "latency_ms" in self._metrics
 
-    def observe(self, ev: Event, st: RiskState) -> list[Candidate] | None:
-        kind = ev.kind
+    def handlers(self) -> dict[EventKind, RiskHandler]:
+        """Event kind → handler: every kind but public trades (any may carry a latency)."""
+        out: dict[EventKind, RiskHandler] = {}
+        if self._latency_on:
+            out = dict.fromkeys(EventKind, self.on_latency)
+        out[EventKind.QUOTE] = self.on_quote
+        out[EventKind.FILL] = self.on_fill
+        out[EventKind.ORDER_NEW] = self.on_new
+        out[EventKind.ORDER_REJECTED] = self.on_reject
+        out.pop(EventKind.MARKET_TRADE, None)
+        return out
+
+    def on_quote(self, ev: Event, st: RiskState) -> None:
+        if ev.symbol is not None and ev.bid is not None and ev.ask is not None:
+            st.marks[ev.symbol] = (ev.bid + ev.ask) / 2.0
+
+    def on_fill(self, ev: Event, st: RiskState) -> list[Candidate] | None:
         out: list[Candidate] = []
         strategy = ev.strategy_id or "unknown"
-        if kind is EventKind.QUOTE:
-            if ev.symbol is not None and ev.bid is not None and ev.ask is not None:
-                st.marks[ev.symbol] = (ev.bid + ev.ask) / 2.0
-            return None
-        if kind is EventKind.FILL:
-            self._fill(ev, st, strategy, out)
-        elif kind is EventKind.ORDER_NEW:
-            self._rate(ev, st, strategy, hit=False, out=out)
-            self._rules(ev, st, strategy, "order_qty", ev.qty, out)
-            if ev.qty is not None and ev.price is not None:
+        self._fill(ev, st, strategy, out)
+        latency = ev.latency_ms
+        if latency is not None and latency >= 0 and self._latency_on:
+            self._latency(ev, st, strategy, latency, out)
+        return out or None
+
+    def on_new(self, ev: Event, st: RiskState) -> list[Candidate] | None:
+        out: list[Candidate] = []
+        strategy = ev.strategy_id or "unknown"
+        self._rate(ev, st, strategy, hit=False, out=out)
+        metrics = self._metrics
+        if metrics:
+            if "order_qty" in metrics:
+                self._rules(ev, st, strategy, "order_qty", ev.qty, out)
+            if "order_notional" in metrics and ev.qty is not None and ev.price is not None:
                 self._rules(ev, st, strategy, "order_notional", ev.qty * ev.price, out)
-        elif kind is EventKind.ORDER_REJECTED:
-            self._rate(ev, st, strategy, hit=True, out=out)
-        if ev.latency_ms is not None and ev.latency_ms >= 0:
-            self._latency(ev, st, strategy, out)
-            self._rules(ev, st, strategy, "latency_ms", ev.latency_ms, out)
+        latency = ev.latency_ms
+        if latency is not None and latency >= 0 and self._latency_on:
+            self._latency(ev, st, strategy, latency, out)
+        return out or None
+
+    def on_reject(self, ev: Event, st: RiskState) -> list[Candidate] | None:
+        out: list[Candidate] = []
+        strategy = ev.strategy_id or "unknown"
+        self._rate(ev, st, strategy, hit=True, out=out)
+        latency = ev.latency_ms
+        if latency is not None and latency >= 0 and self._latency_on:
+            self._latency(ev, st, strategy, latency, out)
+        return out or None
+
+    def on_latency(self, ev: Event, st: RiskState) -> list[Candidate] | None:
+        """Any other kind: only its latency is measured."""
+        latency = ev.latency_ms
+        if latency is None or latency < 0:
+            return None
+        out: list[Candidate] = []
+        self._latency(ev, st, ev.strategy_id or "unknown", latency, out)
         return out or None
 
     # ---- positions and PnL ---------------------------------------------------
     def _fill(self, ev: Event, st: RiskState, strategy: str, out: list[Candidate]) -> None:
         symbol = ev.symbol
-        if symbol is None or ev.pos_after is None:
+        pos_after = ev.pos_after
+        if symbol is None or pos_after is None:
             return
         account = ev.account_id or ""
         pkey = f"{strategy}|{symbol}"
-        book = st.positions.setdefault(pkey, {})
-        book[account] = ev.pos_after
-        position = sum(book.values())
-        for lim in self.s.position_limits:
-            if (
-                (lim.strategy is None or lim.strategy == strategy)
-                and (lim.symbol is None or lim.symbol == symbol)
-                and abs(position) > lim.max_abs
-            ):
-                self._emit(ev, st, out, "risk_position_limit", strategy, symbol, lim.level,
-                           abs(position) / lim.max_abs,
-                           {"position": position, "by_account": dict(book),
-                            "limit": lim.max_abs})  # fmt: skip
-        self._rules(ev, st, strategy, "position", abs(position), out)
-        key = st.pnl.get(f"{strategy}|{account}|{symbol}")
+        book = st.positions.get(pkey)
+        if book is None:
+            book = st.positions[pkey] = {}
+        book[account] = pos_after
+        if self.s.position_limits or "position" in self._metrics:
+            position = sum(book.values())
+            for lim in self.s.position_limits:
+                if (
+                    (lim.strategy is None or lim.strategy == strategy)
+                    and (lim.symbol is None or lim.symbol == symbol)
+                    and abs(position) > lim.max_abs
+                ):
+                    self._emit(ev, st, out, "risk_position_limit", strategy, symbol, lim.level,
+                               abs(position) / lim.max_abs,
+                               {"position": position, "by_account": dict(book),
+                                "limit": lim.max_abs})  # fmt: skip
+            self._rules(ev, st, strategy, "position", abs(position), out)
+        name = f"{strategy}|{account}|{symbol}"
+        key = st.pnl.get(name)
         if key is None:
-            key = st.pnl[f"{strategy}|{account}|{symbol}"] = _PnlKey(strategy, symbol)
+            key = st.pnl[name] = _PnlKey(strategy, symbol)
         day = ev.ts // NS_PER_DAY
         if key.day != day:
             key.base = _total(key, st.marks)
             key.day = day
         key.realized = (ev.realized_after or 0.0) - (ev.fees_after or 0.0)
-        key.pos = ev.pos_after
+        key.pos = pos_after
         key.avg_cost = ev.avg_cost_after or 0.0
         key.last_px = ev.last_px or key.last_px
-        self._daily(ev, st, strategy, day, out)
+        if self._daily_on:
+            self._daily(ev, st, strategy, day, out)
 
     def _daily(
         self, ev: Event, st: RiskState, strategy: str, day: int, out: list[Candidate]
@@ -191,7 +240,8 @@ class Risk:
                        -pnl / limit if limit > 0 else 1.0,
                        {"daily_pnl": pnl, "limit": limit, "day_start_ns": day * NS_PER_DAY,
                         "by_key": parts})  # fmt: skip
-        self._rules(ev, st, strategy, "daily_pnl", pnl, out)
+        if "daily_pnl" in self._metrics:
+            self._rules(ev, st, strategy, "daily_pnl", pnl, out)
 
     # ---- rates -----------------------------------------------------------------
     @staticmethod
@@ -208,8 +258,14 @@ class Risk:
         self, ev: Event, st: RiskState, strategy: str, hit: bool, out: list[Candidate]
     ) -> None:
         s = self.s
-        buckets = st.rejects.setdefault(strategy, [])
-        b = self._bucket(buckets, ev.ts // NS_PER_S, self._reject_s)
+        buckets = st.rejects.get(strategy)
+        if buckets is None:
+            buckets = st.rejects[strategy] = []
+        second = ev.ts // NS_PER_S
+        if buckets and buckets[-1].second >= second:
+            b = buckets[-1]
+        else:
+            b = self._bucket(buckets, second, self._reject_s)
         if not hit:
             b.total += 1
             return
@@ -218,7 +274,8 @@ class Risk:
         orders = sum(x.total for x in buckets)
         rejects = sum(x.hits for x in buckets)
         rate = rejects / orders if orders else None
-        self._rules(ev, st, strategy, "reject_rate", rate, out)
+        if "reject_rate" in self._metrics:
+            self._rules(ev, st, strategy, "reject_rate", rate, out)
         if s.reject_rate is None or rate is None or orders < s.reject_min_orders:
             return
         if rate >= s.reject_rate:
@@ -229,16 +286,37 @@ class Risk:
                         "event_ids": list(st.reject_ids[strategy])})  # fmt: skip
             st.reject_ids[strategy] = []
 
-    def _latency(self, ev: Event, st: RiskState, strategy: str, out: list[Candidate]) -> None:
+    def _latency(
+        self, ev: Event, st: RiskState, strategy: str, latency: float, out: list[Candidate]
+    ) -> None:
+        """A measured latency (≥ 0): the breach window, then the ``latency_ms`` rules."""
         s = self.s
-        if s.latency_ms is None:
-            return
-        buckets = st.latency.setdefault(strategy, [])
-        b = self._bucket(buckets, ev.ts // NS_PER_S, self._latency_s)
-        b.total += 1
-        assert ev.latency_ms is not None
-        if ev.latency_ms <= s.latency_ms:
-            return
+        if s.latency_ms is not None:
+            buckets = st.latency.get(strategy)
+            if buckets is None:
+                buckets = st.latency[strategy] = []
+            second = ev.ts // NS_PER_S
+            if buckets and buckets[-1].second >= second:
+                b = buckets[-1]
+            else:
+                b = self._bucket(buckets, second, self._latency_s)
+            b.total += 1
+            if latency > s.latency_ms:
+                self._breach(ev, st, strategy, buckets, b, out)
+        if "latency_ms" in self._metrics:
+            self._rules(ev, st, strategy, "latency_ms", latency, out)
+
+    def _breach(
+        self,
+        ev: Event,
+        st: RiskState,
+        strategy: str,
+        buckets: list[_Rate],
+        b: _Rate,
+        out: list[Candidate],
+    ) -> None:
+        s = self.s
+        assert s.latency_ms is not None
         b.hits += 1
         add_id(st.latency_ids.setdefault(strategy, []), ev.event_id)
         breaches = sum(x.hits for x in buckets)

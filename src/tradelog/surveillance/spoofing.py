@@ -13,15 +13,22 @@ Legitimate market making (many cancels, no trade on the other side) raises nothi
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from operator import attrgetter
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from tradelog.model.alerts import AlertLevel
 from tradelog.model.events import Event, EventKind, Side
-from tradelog.surveillance.base import NS_PER_S, Candidate, Context
+from tradelog.surveillance.base import NS_PER_S, Candidate, Context, Handler
 
 MAX_LARGE_ORDERS = 10_000
+_SELL: Final = Side.SELL
+
+
+def _side(side: Side) -> str:
+    return "sell" if side is _SELL else "buy"
 
 
 class SpoofingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -35,7 +42,7 @@ class SpoofingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     repeat_window_s: float = 600.0
 
 
-class _Large(msgspec.Struct, array_like=True):
+class _Large(msgspec.Struct, array_like=True, gc=False):
     ts: int
     account: str
     side: str
@@ -47,14 +54,14 @@ class _Large(msgspec.Struct, array_like=True):
     filled: float = 0.0
 
 
-class _AcctFill(msgspec.Struct, array_like=True):
+class _AcctFill(msgspec.Struct, array_like=True, gc=False):
     ts: int
     side: str
     qty: float
     event_id: str
 
 
-class _SpoofCancel(msgspec.Struct, array_like=True):
+class _SpoofCancel(msgspec.Struct, array_like=True, gc=False):
     order: str
     ts_new: int
     ts_cancel: int
@@ -67,12 +74,30 @@ class _SpoofCancel(msgspec.Struct, array_like=True):
     book_size: float | None
 
 
+_fill_ts: Final = attrgetter("ts")
+
+
 class SpoofingState(msgspec.Struct, kw_only=True):
     bid_size: float | None = None
     ask_size: float | None = None
     large: dict[str, _Large] = msgspec.field(default_factory=dict)
     fills: dict[str, list[_AcctFill]] = msgspec.field(default_factory=dict)
+    """Account → its fills of the lookback, in arrival order."""
+    unordered: list[str] = msgspec.field(default_factory=list)
+    """Accounts whose fill list is not in time order (a late fill): searched in full."""
     patterns: dict[str, list[int]] = msgspec.field(default_factory=dict)
+
+
+def unordered_accounts(st: SpoofingState) -> list[str]:
+    """The accounts whose fill list is not in time order (to restore ``unordered``)."""
+    return [
+        a for a, fills in st.fills.items()
+        if any(fills[i].ts > fills[i + 1].ts for i in range(len(fills) - 1))
+    ]  # fmt: skip
+
+
+class _Symbol(Protocol):
+    spoofing: SpoofingState
 
 
 class Spoofing:
@@ -84,39 +109,35 @@ class Spoofing:
         self._lookback = int(self.s.lookback_s * NS_PER_S)
         self._repeat = int(self.s.repeat_window_s * NS_PER_S)
 
-    def observe(self, ev: Event, st: SpoofingState, ctx: Context) -> list[Candidate] | None:
-        kind = ev.kind
-        if kind is EventKind.QUOTE:
-            if ev.bid_size is not None:
-                st.bid_size = ev.bid_size
-            if ev.ask_size is not None:
-                st.ask_size = ev.ask_size
-            return None
-        account = ev.account_id
-        if account is None:
-            return None
-        order = ev.root_order_id or ev.order_id
-        if kind is EventKind.ORDER_NEW:
-            self._new(ev, st, ctx, account, order)
-            return None
-        if kind is EventKind.FILL:
-            return self._fill(ev, st, account, order)
-        if kind is EventKind.ORDER_CANCELLED and order is not None:
-            return self._cancel(ev, st, account, order)
-        return None
+    def handlers(self) -> dict[EventKind, Handler]:
+        return {
+            EventKind.QUOTE: self.on_quote,
+            EventKind.ORDER_NEW: self.on_new,
+            EventKind.FILL: self.on_fill,
+            EventKind.ORDER_CANCELLED: self.on_cancel,
+        }
 
-    def _new(
-        self, ev: Event, st: SpoofingState, ctx: Context, account: str, order: str | None
-    ) -> None:
-        qty, side = ev.qty, ev.side
-        if qty is None or side is None or order is None:
+    def on_quote(self, ev: Event, ss: _Symbol, ctx: Context) -> None:
+        st = ss.spoofing
+        if ev.bid_size is not None:
+            st.bid_size = ev.bid_size
+        if ev.ask_size is not None:
+            st.ask_size = ev.ask_size
+
+    def on_new(self, ev: Event, ss: _Symbol, ctx: Context) -> None:
+        account, qty, side = ev.account_id, ev.qty, ev.side
+        if account is None or qty is None or side is None:
             return
+        order = ev.root_order_id or ev.order_id
+        if order is None:
+            return
+        st = ss.spoofing
         s = self.s
         profile = ctx.profiles.get(account)
         median = None
         if profile is not None and profile.orders >= s.min_profile_orders:
             median = profile.median_order_size()
-        book = st.ask_size if side is Side.SELL else st.bid_size
+        book = st.ask_size if side is _SELL else st.bid_size
         large = (median is not None and median > 0 and qty >= s.size_multiple * median) or (
             s.book_multiple is not None and book is not None and book > 0
             and qty >= s.book_multiple * book
@@ -124,34 +145,47 @@ class Spoofing:
         if not large:
             return
         st.large[order] = _Large(
-            ev.ts, account, side.value, qty, ev.price, ev.event_id, median, book
+            ev.ts, account, _side(side), qty, ev.price, ev.event_id, median, book
         )
         if len(st.large) > MAX_LARGE_ORDERS:
             del st.large[next(iter(st.large))]
 
-    def _fill(
-        self, ev: Event, st: SpoofingState, account: str, order: str | None
-    ) -> list[Candidate] | None:
-        side, qty = ev.side, ev.last_qty
-        if side is None or qty is None:
-            return None
-        if order is not None:
-            big = st.large.get(order)
-            if big is not None:
-                big.filled += qty
-                if ev.leaves_qty == 0:
-                    del st.large[order]
-        fills = st.fills.setdefault(account, [])
-        cutoff = ev.ts - self._lookback
-        while fills and fills[0].ts < cutoff:
-            fills.pop(0)
-        fill = _AcctFill(ev.ts, side.value, qty, ev.event_id)
-        fills.append(fill)
-        return None
+    def on_fill(self, ev: Event, ss: _Symbol, ctx: Context) -> None:
+        account, side, qty = ev.account_id, ev.side, ev.last_qty
+        if account is None or side is None or qty is None:
+            return
+        st = ss.spoofing
+        large = st.large
+        if large:
+            order = ev.root_order_id or ev.order_id
+            if order is not None:
+                big = large.get(order)
+                if big is not None:
+                    big.filled += qty
+                    if ev.leaves_qty == 0:
+                        del large[order]
+        ts = ev.ts
+        fills = st.fills.get(account)
+        if fills is None:
+            fills = st.fills[account] = []
+        elif fills and fills[0].ts < ts - self._lookback:
+            cutoff = ts - self._lookback
+            while fills and fills[0].ts < cutoff:
+                fills.pop(0)
+            if not fills and account in st.unordered:
+                st.unordered.remove(account)
+        if fills and fills[-1].ts > ts and account not in st.unordered:
+            st.unordered.append(account)
+        fills.append(_AcctFill(ts, _side(side), qty, ev.event_id))
 
-    def _cancel(
-        self, ev: Event, st: SpoofingState, account: str, order: str
-    ) -> list[Candidate] | None:
+    def on_cancel(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
+        account = ev.account_id
+        if account is None:
+            return None
+        order = ev.root_order_id or ev.order_id
+        if order is None:
+            return None
+        st = ss.spoofing
         big = st.large.pop(order, None)
         if big is None:
             return None
@@ -165,11 +199,11 @@ class Spoofing:
             order, big.ts, ev.ts, big.side, big.qty, ratio, big.event_id, ev.event_id,
             big.median, big.book_size,
         )  # fmt: skip
-        cutoff = ev.ts - self._lookback
-        opposite = [
-            f for f in st.fills.get(account, []) if f.side != big.side and f.ts >= big.ts
-            and f.ts >= cutoff
-        ]  # fmt: skip
+        since = max(big.ts, ev.ts - self._lookback)
+        fills = st.fills.get(account, [])
+        if account not in st.unordered:  # in time order: the window is a suffix
+            fills = fills[bisect_left(fills, since, key=_fill_ts) :]
+        opposite = [f for f in fills if f.side != big.side and f.ts >= since]
         if opposite:
             return [self._candidate(ev, st, account, [spoof], opposite)]
         return None

@@ -9,16 +9,17 @@ minute; a spike lasting several minutes updates the same open alert.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal, Protocol
 
 import msgspec
 
 from tradelog.model.events import Event, EventKind
 from tradelog.surveillance.base import (
+    MAX_EVIDENCE_IDS,
     NS_PER_MIN,
     Candidate,
     Context,
-    add_id,
+    Handler,
     level_by_ratio,
     score_by_ratio,
 )
@@ -26,15 +27,16 @@ from tradelog.surveillance.base import (
 TradeKind = Literal["fill", "market_trade"]
 
 
-def trade_qty(ev: Event) -> tuple[float, float] | None:
-    """(price, qty) of a fill or public trade print, or None."""
-    if ev.kind is EventKind.FILL:
-        if ev.last_px is None or ev.last_qty is None:
-            return None
-        return ev.last_px, ev.last_qty
-    if ev.price is None or ev.qty is None:
-        return None
-    return ev.price, ev.qty
+_FILL: Final = EventKind.FILL
+
+
+def trade_kinds(kinds: list[TradeKind]) -> list[EventKind]:
+    """The event kinds of the counted prints (fills and/or public trades).
+
+    >>> trade_kinds(["market_trade", "fill", "fill"])
+    [<EventKind.MARKET_TRADE: 'market_trade'>, <EventKind.FILL: 'fill'>]
+    """
+    return [EventKind(k) for k in dict.fromkeys(kinds)]
 
 
 class VolumeSpikeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -57,29 +59,43 @@ class VolumeSpikeState(msgspec.Struct, kw_only=True):
     emitted: int | None = None
 
 
+class _Symbol(Protocol):
+    volume_spike: VolumeSpikeState
+
+
 class VolumeSpike:
     type = "volume_spike"
 
     def __init__(self, settings: VolumeSpikeSettings | None = None) -> None:
         self.s = settings or VolumeSpikeSettings()
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
-        self._kinds = frozenset(self.s.kinds)
 
-    def observe(self, ev: Event, st: VolumeSpikeState, ctx: Context) -> list[Candidate] | None:
-        pq = trade_qty(ev) if ev.kind.value in self._kinds else None
-        if pq is None:
-            return None
+    def handlers(self) -> dict[EventKind, Handler]:
+        return dict.fromkeys(trade_kinds(self.s.kinds), self.on_trade)
+
+    def on_trade(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
+        """Fills and public trades (those of ``kinds``)."""
+        if ev.kind is _FILL:
+            qty = ev.last_qty
+            if ev.last_px is None or qty is None:
+                return None
+        else:
+            qty = ev.qty
+            if ev.price is None or qty is None:
+                return None
+        st = ss.volume_spike
         minute = ev.ts // NS_PER_MIN
         if st.first_minute is None:
             st.first_minute = minute
         if st.minute is None or minute > st.minute:
             self._roll(st, minute)
         elif minute < st.minute:
-            st.history[minute] = st.history.get(minute, 0.0) + pq[1]  # late print
+            st.history[minute] = st.history.get(minute, 0.0) + qty  # late print
             return None
-        st.volume += pq[1]
+        st.volume += qty
         st.trades += 1
-        add_id(st.ids, ev.event_id)
+        if len(st.ids) < MAX_EVIDENCE_IDS:
+            st.ids.append(ev.event_id)
         s = self.s
         mean = st.trailing_mean
         if (

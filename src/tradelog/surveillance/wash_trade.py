@@ -13,15 +13,18 @@ Rules (DESIGN §4):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, Protocol
 
 import msgspec
 
-from tradelog.model.events import Event
-from tradelog.surveillance.base import NS_PER_MIN, NS_PER_S, Candidate, Context, add_id
+from tradelog.model.events import Event, EventKind, Side
+from tradelog.surveillance.base import NS_PER_MIN, NS_PER_S, Candidate, Context, Handler, add_id
 
 SWEEP_EVERY = 1024
 """Fills between sweeps of stale unmatched fills."""
+TEXT_CACHE = 65_536
+"""Prices (quantities) whose key text is remembered before that cache starts over."""
+_BUY: Final = Side.BUY
 
 
 class WashTradeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -34,7 +37,7 @@ class WashTradeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     ratio_min_fills: int = 10
 
 
-class _Fill(msgspec.Struct, array_like=True):
+class _Fill(msgspec.Struct, array_like=True, gc=False):
     ts: int
     owner: str
     account: str
@@ -46,7 +49,7 @@ class _Fill(msgspec.Struct, array_like=True):
     matched: bool = False
 
 
-class _OwnerBucket(msgspec.Struct, array_like=True):
+class _OwnerBucket(msgspec.Struct, array_like=True, gc=False):
     minute: int
     total: float = 0.0
     matched: float = 0.0
@@ -65,6 +68,10 @@ class WashTradeState(msgspec.Struct, kw_only=True):
     """Owner → minute of the last ratio candidate (one per minute)."""
 
 
+class _Symbol(Protocol):
+    wash_trade: WashTradeState
+
+
 class WashTrade:
     type = "wash_trade"
 
@@ -73,21 +80,33 @@ class WashTrade:
         self.params: dict[str, Any] = msgspec.structs.asdict(self.s)
         self._window = int(self.s.match_window_s * NS_PER_S)
         self._ratio_minutes = max(1, int(self.s.ratio_window_s * NS_PER_S) // NS_PER_MIN)
+        self._price_format = f".{self.s.price_digits}g"
+        self._prices: dict[float, str] = {}
+        """price → its text in the pending keys (a cache: prices repeat on their ticks)."""
+        self._amounts: dict[float, str] = {}
+        """quantity → its text in the pending keys (a cache)."""
 
-    def observe(self, ev: Event, st: WashTradeState, ctx: Context) -> list[Candidate] | None:
-        """Called for fills."""
+    def handlers(self) -> dict[EventKind, Handler]:
+        return {EventKind.FILL: self.on_fill}
+
+    def on_fill(self, ev: Event, ss: _Symbol, ctx: Context) -> list[Candidate] | None:
         account = ev.account_id
         qty, px, side = ev.last_qty, ev.last_px, ev.side
         if account is None or qty is None or px is None or side is None or ev.symbol is None:
             return None
-        owner = ctx.owner(account) or account
+        st = ss.wash_trade
+        owner = ctx.owners.get(account, account) or account
         out: list[Candidate] = []
-        bucket = self._bucket(st, owner, ev.ts)
+        buckets = st.owners.get(owner)
+        if buckets and buckets[-1].minute >= ev.ts // NS_PER_MIN:
+            bucket = buckets[-1]  # same minute (or a late event: counted in the newest bucket)
+        else:
+            bucket = self._bucket(st, owner, ev.ts)
         bucket.total += qty
         bucket.fills += 1
         cp = ev.counterparty_account
         if cp is not None:
-            cp_owner = ctx.owner(cp)
+            cp_owner = ctx.owners.get(cp, cp)
             if cp_owner == owner:
                 bucket.matched += qty
                 self._note(st, owner, (account, cp), ev.event_id)
@@ -115,7 +134,7 @@ class WashTrade:
                     )
                 )
         else:
-            match = self._match(st, ev, owner, side.value, px, qty)
+            match = self._match(st, ev, owner, side, px, qty)
             if match is not None:
                 bucket.matched += qty + match.qty
                 self._note(st, owner, (account, match.account), match.event_id, ev.event_id)
@@ -142,9 +161,19 @@ class WashTrade:
                         },
                     )
                 )
-        ratio = self._ratio(st, ev, owner)
-        if ratio is not None:
-            out.append(ratio)
+        s = self.s
+        if (
+            buckets is None
+            or len(buckets) > 1
+            or (
+                bucket.fills >= s.ratio_min_fills
+                and not (bucket.matched <= 0 or bucket.total <= 0)
+                and not bucket.matched / bucket.total < s.ratio_threshold
+            )
+        ):  # one bucket (its own sums) below the warm-up or the threshold: nothing to judge
+            ratio = self._ratio(st, ev, owner)
+            if ratio is not None:
+                out.append(ratio)
         return out or None
 
     def _bucket(self, st: WashTradeState, owner: str, ts: int) -> _OwnerBucket:
@@ -152,7 +181,7 @@ class WashTrade:
         buckets = st.owners.get(owner)
         if buckets is None:
             buckets = st.owners[owner] = []
-        if buckets and buckets[-1].minute >= minute:
+        elif buckets and buckets[-1].minute >= minute:
             return buckets[-1]  # same minute (or a late event: counted in the newest bucket)
         b = _OwnerBucket(minute)
         buckets.append(b)
@@ -172,16 +201,31 @@ class WashTrade:
             add_id(evidence, i)
 
     def _match(
-        self, st: WashTradeState, ev: Event, owner: str, side: str, px: float, qty: float
+        self, st: WashTradeState, ev: Event, owner: str, side: Side, px: float, qty: float
     ) -> _Fill | None:
         """The oldest unmatched opposite fill of the owner at this price and quantity in
         the window (then consumed), else None (and this fill waits for its match)."""
         cutoff = ev.ts - self._window
         order = ev.root_order_id or ev.order_id or ev.event_id
-        price = f"{px:.{self.s.price_digits}g}"
-        other = "sell" if side == "buy" else "buy"
-        key = f"{owner}|{other}|{price}|{qty!r}"
-        waiting = st.pending.get(key)
+        price = self._prices.get(px)
+        if price is None:
+            price = format(px, self._price_format)
+            if px:  # -0.0 == 0.0 but prints differently: zeros are not remembered
+                if len(self._prices) >= TEXT_CACHE:
+                    self._prices.clear()
+                self._prices[px] = price
+        amount = self._amounts.get(qty)
+        if amount is None:
+            amount = repr(qty)
+            if qty:
+                if len(self._amounts) >= TEXT_CACHE:
+                    self._amounts.clear()
+                self._amounts[qty] = amount
+        tail = f"|{price}|{amount}"
+        mine, other = ("buy", "sell") if side is _BUY else ("sell", "buy")
+        pending = st.pending
+        key = f"{owner}|{other}{tail}"
+        waiting = pending.get(key)
         found: _Fill | None = None
         if waiting:
             while waiting and waiting[0].ts < cutoff:
@@ -192,26 +236,35 @@ class WashTrade:
                     found.matched = True
                     break
             if not waiting:
-                del st.pending[key]
+                del pending[key]
         if found is None:
             assert ev.account_id is not None
-            mine = f"{owner}|{side}|{price}|{qty!r}"
-            st.pending.setdefault(mine, []).append(
-                _Fill(ev.ts, owner, ev.account_id, side, px, qty, ev.event_id, order)
-            )
+            fill = _Fill(ev.ts, owner, ev.account_id, mine, px, qty, ev.event_id, order)
+            key = f"{owner}|{mine}{tail}"
+            queue = pending.get(key)
+            if queue is None:
+                pending[key] = [fill]
+            else:
+                queue.append(fill)
         st.fills_seen += 1
         if st.fills_seen % SWEEP_EVERY == 0:
-            for k in [k for k, v in st.pending.items() if v[-1].ts < cutoff]:
-                del st.pending[k]
+            for k in [k for k, v in pending.items() if v[-1].ts < cutoff]:
+                del pending[k]
         return found
 
     def _ratio(self, st: WashTradeState, ev: Event, owner: str) -> Candidate | None:
         buckets = st.owners.get(owner) or []
-        total = sum(b.total for b in buckets)
-        matched = sum(b.matched for b in buckets)
-        fills = sum(b.fills for b in buckets)
         s = self.s
-        if fills < s.ratio_min_fills or total <= 0 or matched <= 0:
+        fills = 0
+        for b in buckets:
+            fills += b.fills
+        if fills < s.ratio_min_fills:
+            return None
+        matched = sum(b.matched for b in buckets)
+        if matched <= 0:
+            return None
+        total = sum(b.total for b in buckets)
+        if total <= 0:
             return None
         ratio = matched / total
         if ratio < s.ratio_threshold:

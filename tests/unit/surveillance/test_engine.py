@@ -55,6 +55,39 @@ def test_state_survives_snapshot_and_restore_exactly() -> None:
     assert whole[-1].level == "critical"
 
 
+def test_a_version_1_state_loads_and_continues_like_the_original() -> None:
+    """Version 1 had no ``SpoofingState.unordered``: reading it derives the field from the
+    fill lists, and the run continues as if never interrupted."""
+    s = Stream()
+    for i in range(20):
+        s.order(i * 0.1, f"w{i}", "S", "buy", 10, 99.0)
+    s.fill(3.0, "b1", "S", "buy", 10, 100.0)
+    s.fill(2.5, "b2", "S", "buy", 10, 100.0)  # late: S's fills are out of time order
+    s.fill(3.1, "b3", "T", "buy", 10, 100.0)
+    s.order(4.0, "big", "S", "sell", 100, 101.0)
+    s.fill(4.5, "b4", "S", "buy", 10, 100.0)
+    s.cancel(5.0, "big", "S")
+    settings = SurveillanceSettings()
+    whole, _ = run(s.events, settings, batch=1)
+    cut = 23
+    _, st = run(s.events[:cut], settings, batch=1)
+    old = msgspec.to_builtins(st)
+    old["version"] = 1
+    for sym in old["symbols"].values():
+        del sym["spoofing"]["unordered"]
+    restored = SurveillanceState.from_bytes(msgspec.msgpack.encode(old))
+    assert restored.version == 2
+    assert restored == st
+    assert restored.symbols["XYZ"].spoofing.unordered == ["S"]
+    second, _ = run(s.events[cut:], settings, state=restored, batch=1)
+    assert [msgspec.to_builtins(a) for a in second] == [
+        msgspec.to_builtins(a) for a in whole[len(whole) - len(second) :]
+    ]
+    assert [a.type for a in second] == ["spoofing"]
+    with pytest.raises(ValueError, match="version 7"):
+        SurveillanceState.from_bytes(msgspec.msgpack.encode({**old, "version": 7}))
+
+
 def test_snapshot_without_surveillance_restores_an_empty_state() -> None:
     """Snapshots written before surveillance existed still load."""
     part = PartitionState()

@@ -89,3 +89,31 @@ def test_outside_the_lookback_raises_nothing() -> None:
     s.fill(t + 1.2, "b", "S", "buy", 10, 100.0)
     s.cancel(t + 17.0, "big", "S")  # rested 16 s > 15 s lookback
     assert run(s.events, only("spoofing"))[0] == []
+
+
+def test_a_late_fill_does_not_hide_the_opposite_fills_before_it() -> None:
+    """The opposite fills are searched from the order's placement on: by bisection while an
+    account's fills arrive in time order, in full once one came late."""
+    s = Stream()
+    t = warm(s)  # e1..e20
+    s.order(t + 1.0, "big", "S", "sell", 100, 101.0)  # e21
+    s.fill(t + 2.0, "b1", "S", "buy", 10, 100.0)  # e22: opposite, while big rests
+    s.fill(0.5, "late", "S", "buy", 10, 100.0)  # e23: arrives late, before big was placed
+    s.cancel(t + 3.0, "big", "S")  # e24
+    alerts, state = run(s.events, only("spoofing"), batch=1)
+    assert state.symbols["XYZ"].spoofing.unordered == ["S"]
+    assert len(alerts) == 1
+    assert alerts[0].evidence["event_ids"] == ["e21", "e24", "e22"]
+    assert [f["event_id"] for f in alerts[0].evidence["opposite_fills"]] == ["e22"]
+
+
+def test_fills_in_time_order_again_after_the_window_empties() -> None:
+    s = Stream()
+    t = warm(s)
+    s.fill(t + 1.0, "b1", "S", "buy", 10, 100.0)
+    s.fill(t + 0.5, "b2", "S", "buy", 10, 100.0)  # late
+    _, state = run(s.events, only("spoofing"))
+    assert state.symbols["XYZ"].spoofing.unordered == ["S"]
+    s.fill(t + 60.0, "b3", "S", "buy", 10, 100.0)  # the lookback (15 s) evicts the others
+    _, state = run(s.events[-1:], only("spoofing"), state=state)
+    assert state.symbols["XYZ"].spoofing.unordered == []
