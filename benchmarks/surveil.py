@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE))
 from gen import write  # noqa: E402
 from replay import calibrate  # noqa: E402
 from tradelog.app import plan_replay, replay  # noqa: E402
+from tradelog.cli import tune_gc  # noqa: E402
 from tradelog.config import Config, SourceConfig, SurveillanceConfig  # noqa: E402
 from tradelog.model.events import Event  # noqa: E402
 from tradelog.storage.duckdb_store import DuckDBStore  # noqa: E402
@@ -101,6 +102,7 @@ def main() -> None:
         "--pipeline-repeat", type=int, default=1, help="pipeline runs off and on (alternated)"
     )
     a = ap.parse_args()
+    tune_gc()  # as `tradelog replay` / `run` do: the pipeline runs in this process
     jsonl = Path(a.data) / f"events_{a.events}.jsonl"
     if not jsonl.exists():
         print(f"generating {a.events:,} events into {a.data} …", flush=True)
