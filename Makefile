@@ -9,14 +9,14 @@ PYTHON ?= python3
 
 .PHONY: install demo test lint typecheck unit bench services lock clean
 
-# runtime only (what `make demo` needs, quicker on a fresh machine), then the dev tools
+# runtime only (what `make demo` needs, quicker on a fresh machine), then the dev tools;
+# scripts/install.sh installs with uv (pip if uv fails), see docs/adr/0009-uv-installer.md
 $(RUNTIME_STAMP): pyproject.toml requirements.lock
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e .
+	@PYTHON=$(PYTHON) scripts/install.sh
 	@touch $(RUNTIME_STAMP)
 
 $(STAMP): $(RUNTIME_STAMP)
-	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@PYTHON=$(PYTHON) scripts/install.sh dev
 	@touch $(STAMP)
 
 install: $(STAMP)

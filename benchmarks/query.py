@@ -322,6 +322,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated path fragments to time")
+    ap.add_argument("--memory-limit", default=None,
+                    help="DuckDB memory_limit (default: StoreConfig's, as `serve`)")  # fmt: skip
     args = ap.parse_args()
     path = Path(f"/tmp/tradelog-bench/query-{args.events}-v{GENERATOR_VERSION}.duckdb")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,14 +332,17 @@ def main() -> None:
     if not path.exists():
         build(path, args.events)
     url = f"duckdb:///{path}"
-    store = open_store(url, read_only=True, settings=StoreConfig())  # as `tradelog serve`
+    settings = (
+        StoreConfig() if args.memory_limit is None else StoreConfig(memory_limit=args.memory_limit)
+    )
+    store = open_store(url, read_only=True, settings=settings)  # as `tradelog serve`
     n = store.query("SELECT count(*) AS n FROM events").column("n")[0].as_py()
     print(f"store {path} ({path.stat().st_size / 2**20:,.0f} MiB): {n:,} events; DuckDB "
-          f"{duckdb.__version__}, memory_limit {StoreConfig().memory_limit}, "
+          f"{duckdb.__version__}, memory_limit {settings.memory_limit}, "
           f"{os.cpu_count()} CPUs, {platform.python_version()}")  # fmt: skip
     only = [o for o in args.only.split(",") if o]
     rows = []
-    with TestClient(create_app(store)) as client:
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
         for route, params in endpoints("SYM00"):
             if only and not any(o in route for o in only):
                 continue

@@ -41,6 +41,10 @@ def test_demo_runs_and_stops(tmp_path: Path) -> None:
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
                 assert time.monotonic() < deadline, "demo did not come up"
                 time.sleep(0.2)
+        # the dashboard page itself (what `make demo` users open), not only the API
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert r.headers.get_content_type() == "text/html"
+            assert "<title>tradelog · live</title>" in r.read().decode()
         seen = []
         deadline = time.monotonic() + 60
         while len(seen) < 3 or seen[-1] <= seen[0]:

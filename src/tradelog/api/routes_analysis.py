@@ -52,6 +52,8 @@ def latency_analysis(
     histogram; by venue, strategy, symbol and order type; and a per-minute trend. Negative
     latencies are clock skew: counted in ``negative_excluded``, left out of the figures."""
     rows = lat.summaries(ctx.store, window, order_type)
+    histogram = lat.histogram(ctx.store, window, order_type)
+    trend = lat.trend(ctx.store, window, order_type)
     out: dict[str, Any] = {"window": window_info(window), "unit": "ms", "quantiles": QUANTILES}
     for name, kind in lat.KINDS.items():
         part: dict[str, Any] = {"overall": summary(0, None, None, None, "ms",
@@ -72,8 +74,7 @@ def latency_analysis(
         for key in GROUP_NAMES.values():
             part[key].sort(key=lambda x: -x["count"])
         part["histogram"] = log_histogram(
-            [(h["bucket"], h["n"]) for h in lat.histogram(ctx.store, window, order_type)
-             if h["kind"] == kind],
+            [(h["bucket"], h["n"]) for h in histogram if h["kind"] == kind],
             "ms",
         )  # fmt: skip
         part["trend_per_minute"] = [
@@ -85,7 +86,7 @@ def latency_analysis(
                 "p50_ms": t["q"][0],
                 "p99_ms": t["q"][1],
             }
-            for t in lat.trend(ctx.store, window, order_type)
+            for t in trend
             if t["kind"] == kind
         ]
         out[name] = part

@@ -378,13 +378,11 @@ def _execution(store: Store, flt: EventFilter, selected: set[str]) -> dict[str, 
             if g == "venue" and r[g] is not None:
                 venues.add(r[g])
     hist: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    by_venue = rq.latency_histograms(store, flt)
     for venue in [None, *sorted(venues)]:
-        vf = EventFilter(start=flt.start, end=flt.end, strategy=flt.strategy, venue=venue)
-        rows = lat.histogram(store, vf)
+        counts = by_venue.get(venue, {})
         for name, kind in lat.KINDS.items():
-            buckets = log_histogram(
-                [(h["bucket"], h["n"]) for h in rows if h["kind"] == kind], "ms"
-            )
+            buckets = log_histogram(counts.get(kind, []), "ms")
             if buckets:
                 hist.setdefault(name, {})[venue or OVERALL] = buckets
     for part in latency.values():

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from tradelog.storage.base import EventFilter, Store
 
 KEY: Final = ("strategy_id", "account_id", "symbol")
@@ -257,40 +261,42 @@ them (an exact re-run): it saves the scan of all earlier quotes, never changes a
 def _equity_rows_duckdb(
     store: Store, where: str, params: list[Any], start: int, end: int, interval: int
 ) -> list[dict[str, Any]]:
+    """The changes and marks by grid bucket from DuckDB (one query: both scans run in
+    parallel), the running sums over the grid in numpy: no cross join of every strategy ×
+    symbol with every grid point, no window over it."""
+    k_max = max(-(-(end - start) // interval), 1)
     lookback = max(EQUITY_MARK_LOOKBACK_NS, interval)
-    rows: list[dict[str, Any]] = store.query(
-        _equity_duckdb(where, start, end, interval, lookback), params
-    ).to_pylist()
+    table = store.query(_equity_duckdb(where, start, interval, k_max, lookback), params)
+    rows = _equity_from_buckets(table, start, interval, k_max)
     if any(r["unrealized"] is None for r in rows):  # maybe a mark older than the lookback
-        rows = store.query(_equity_duckdb(where, start, end, interval, None), params).to_pylist()
+        table = store.query(_equity_duckdb(where, start, interval, k_max, None), params)
+        rows = _equity_from_buckets(table, start, interval, k_max)
     return rows
 
 
 def _equity_duckdb(
-    fill_where: str, start: int, end: int, interval: int, lookback: int | None
+    fill_where: str, start: int, interval: int, k_max: int, lookback: int | None
 ) -> str:
-    """Equity curve without an as-of join per grid point and key: the position, cost basis
-    (Σ position × avg cost) and net realised PnL of each strategy × symbol change only at
-    fills, so they are running sums of per-fill changes by grid bucket; the mark of a
-    symbol at grid time t is the last two-sided mid before t, forward-filled. A strategy's
-    unrealised PnL at t is Σ over symbols of mark × position − cost basis, null when an
-    open position has no mark. Grid point k (1…K) is ``start + k × interval`` and sees
-    the fills and quotes strictly before it."""
-    k_max = max(-(-(end - start) // interval), 1)
-    bucket = f"greatest(({{ts}} - {start}) // {interval} + 1, 1)"
+    """Rows ``part = 0``: per strategy × symbol × grid bucket k, the sums of the per-fill
+    changes (in ``seq`` order within each strategy × account × symbol) of position, cost
+    basis (Σ position × avg cost), net realised PnL and the count of open keys; before the
+    window only each key's last state matters (no sort needed). Rows ``part = 1``: per
+    symbol and bucket, the last two-sided mid. Grid point k (1…K) is ``start + k ×
+    interval`` and sees the fills and quotes strictly before it (earlier ones: k = 1)."""
+    bucket = f"greatest((ts - {start}) // {interval} + 1, 1)"
     low = f" AND ts >= {start - lookback}" if lookback is not None else ""
     return f"""
-        WITH fl AS (SELECT strategy_id, account_id, symbol, seq, ts, pos_after AS pos,
-                           coalesce(pos_after * avg_cost_after, 0) AS cost,
-                           realized_after - fees_after AS rn
-                    FROM events {fill_where}),
-             -- before the window only each key's last state matters (no sort needed)
+        WITH fl AS NOT MATERIALIZED (
+                SELECT strategy_id, account_id, symbol, seq, ts, pos_after AS pos,
+                       coalesce(pos_after * avg_cost_after, 0) AS cost,
+                       realized_after - fees_after AS rn
+                FROM events {fill_where}),
              ch AS (SELECT strategy_id, account_id, symbol, max(seq) AS seq, 1 AS k,
                            arg_max(pos, seq) AS pos, arg_max(cost, seq) AS cost,
                            arg_max(rn, seq) AS rn
                     FROM fl WHERE ts < {start} GROUP BY strategy_id, account_id, symbol
                     UNION ALL
-                    SELECT strategy_id, account_id, symbol, seq, {bucket.format(ts="ts")} AS k,
+                    SELECT strategy_id, account_id, symbol, seq, {bucket} AS k,
                            pos, cost, rn FROM fl WHERE ts >= {start}),
              d AS (SELECT strategy_id, symbol, k,
                           pos - coalesce(lag(pos) OVER w, 0) AS dpos,
@@ -300,44 +306,94 @@ def _equity_duckdb(
                               AS dopen
                    FROM ch WINDOW w AS (PARTITION BY strategy_id, account_id, symbol
                                         ORDER BY seq)),
-             dk AS MATERIALIZED (SELECT strategy_id, symbol, k, sum(dpos) AS dpos,
-                                        sum(dcost) AS dcost, sum(drn) AS drn,
-                                        sum(dopen) AS dopen
-                    FROM d GROUP BY strategy_id, symbol, k),
-             pairs AS MATERIALIZED (SELECT DISTINCT strategy_id, symbol FROM dk),
-             grid AS (SELECT unnest(range(1, {k_max + 1})) AS k),
-             g AS (SELECT p.strategy_id, p.symbol, grid.k, dk.dpos, dk.dcost, dk.drn, dk.dopen
-                   FROM pairs p CROSS JOIN grid
-                   LEFT JOIN dk ON dk.strategy_id IS NOT DISTINCT FROM p.strategy_id
-                        AND dk.symbol IS NOT DISTINCT FROM p.symbol AND dk.k = grid.k),
-             c AS (SELECT strategy_id, symbol, k,
-                          sum(coalesce(dpos, 0)) OVER w AS pos,
-                          sum(coalesce(dcost, 0)) OVER w AS cost,
-                          sum(coalesce(drn, 0)) OVER w AS rn,
-                          sum(coalesce(dopen, 0)) OVER w AS open_keys
-                   FROM g WINDOW w AS (PARTITION BY strategy_id, symbol ORDER BY k
-                                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
-             qb AS (SELECT symbol, {bucket.format(ts="ts")} AS k,
-                           arg_max((bid + ask) / 2, ts) AS mid
+             dk AS MATERIALIZED (
+                SELECT strategy_id, symbol, k, coalesce(sum(dpos), 0) AS dpos,
+                       coalesce(sum(dcost), 0) AS dcost, coalesce(sum(drn), 0) AS drn,
+                       coalesce(sum(dopen), 0)::DOUBLE AS dopen
+                FROM d GROUP BY strategy_id, symbol, k),
+             qb AS (SELECT symbol, {bucket} AS k, arg_max((bid + ask) / 2, ts) AS mid
                     FROM events
                     WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL
                       AND ts < {start + k_max * interval}{low}
-                      AND symbol IN (SELECT symbol FROM pairs)
-                    GROUP BY 1, 2),
-             ys AS (SELECT DISTINCT symbol FROM pairs),
-             mk AS (SELECT ys.symbol, grid.k,
-                           last_value(qb.mid IGNORE NULLS) OVER (
-                               PARTITION BY ys.symbol ORDER BY grid.k
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mid
-                    FROM ys CROSS JOIN grid
-                    LEFT JOIN qb ON qb.symbol = ys.symbol AND qb.k = grid.k)
-        SELECT {start} + c.k * {interval} AS t, c.strategy_id, sum(c.rn) AS realized,
-               CASE WHEN bool_or(c.open_keys > 0 AND mk.mid IS NULL) THEN NULL
-                    ELSE sum(CASE WHEN c.open_keys > 0 THEN mk.mid * c.pos - c.cost ELSE 0 END)
-               END AS unrealized
-        FROM c LEFT JOIN mk ON mk.symbol = c.symbol AND mk.k = c.k
-        GROUP BY c.k, c.strategy_id ORDER BY c.k, c.strategy_id
+                      AND symbol IN (SELECT symbol FROM dk)
+                    GROUP BY 1, 2)
+        SELECT 0 AS part, strategy_id, symbol, k, dpos, dcost, drn, dopen,
+               NULL::DOUBLE AS mid FROM dk
+        UNION ALL
+        SELECT 1, NULL, symbol, k, NULL, NULL, NULL, NULL, mid FROM qb
     """
+
+
+def _equity_from_buckets(
+    table: pa.Table, start: int, interval: int, k_max: int
+) -> list[dict[str, Any]]:
+    changes = table.filter(pc.equal(table.column("part"), 0))
+    if changes.num_rows == 0:
+        return []
+    quotes = table.filter(pc.equal(table.column("part"), 1))
+    symbols = quotes.column("symbol").to_pylist()
+    index = {y: i for i, y in enumerate(sorted(set(symbols)))}
+    marks = np.full((len(index), k_max), np.nan)
+    if index:
+        rows = np.array([index[y] for y in symbols], dtype=np.int64)
+        k = quotes.column("k").to_numpy().astype(np.int64)
+        marks[rows, k - 1] = quotes.column("mid").to_numpy(zero_copy_only=False)
+        # carried forward: the column of the latest mark so far (column 0 = NaN if none)
+        last = np.maximum.accumulate(np.where(np.isfinite(marks), np.arange(k_max), 0), axis=1)
+        marks = np.take_along_axis(marks, last, axis=1)
+    return _equity_from_changes(changes, marks, index, start, interval, k_max)
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary codes of a column (null gets a code too) and the values they stand for."""
+    encoded = pc.dictionary_encode(column.combine_chunks(), null_encoding="encode")
+    return encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_pylist()
+
+
+def _equity_from_changes(
+    changes: pa.Table,
+    marks: np.ndarray,
+    sym_row: dict[str, int],
+    start: int,
+    interval: int,
+    k_max: int,
+) -> list[dict[str, Any]]:
+    """Running sums of the changes over the grid per strategy × symbol, marked, summed
+    per strategy: realised = Σ net realised; unrealised = Σ over symbols with an open
+    key of mark × position − cost basis, null when such a symbol has no mark yet."""
+    s_codes, s_names = _codes(changes.column("strategy_id"))
+    y_codes, y_names = _codes(changes.column("symbol"))
+    codes, pair = np.unique(s_codes * len(y_names) + y_codes, return_inverse=True)
+    pair_index = {
+        (s_names[int(c) // len(y_names)], y_names[int(c) % len(y_names)]): i
+        for i, c in enumerate(codes)
+    }
+    k = changes.column("k").to_numpy().astype(np.int64)
+    keep = (k >= 1) & (k <= k_max)  # always (fills are before the end); as the grid join did
+    sums = {}
+    for name in ("dpos", "dcost", "drn", "dopen"):
+        dense = np.zeros((len(pair_index), k_max))
+        dense[pair[keep], k[keep] - 1] = changes.column(name).to_numpy(zero_copy_only=False)[keep]
+        sums[name] = np.cumsum(dense, axis=1)
+    nan_row = np.full(k_max, np.nan)
+    mid = np.vstack([marks[sym_row[y]] if y in sym_row else nan_row for _, y in pair_index])
+    is_open = sums["dopen"] > 0
+    unmarked = is_open & np.isnan(mid)
+    unreal = np.where(is_open & ~unmarked, mid * sums["dpos"] - sums["dcost"], 0.0)
+    by_strategy: dict[str | None, list[int]] = {}
+    for (strategy, _), i in pair_index.items():
+        by_strategy.setdefault(strategy, []).append(i)
+    names = sorted(by_strategy, key=lambda x: (x is None, x or ""))  # NULLS LAST
+    realized = {n: sums["drn"][by_strategy[n]].sum(axis=0).tolist() for n in names}
+    unrealized = {n: unreal[by_strategy[n]].sum(axis=0).tolist() for n in names}
+    missing = {n: unmarked[by_strategy[n]].any(axis=0).tolist() for n in names}
+    out: list[dict[str, Any]] = []
+    for j in range(k_max):
+        t = start + (j + 1) * interval
+        for n in names:
+            u = None if missing[n][j] else unrealized[n][j]
+            out.append({"t": t, "strategy_id": n, "realized": realized[n][j], "unrealized": u})
+    return out
 
 
 def round_trip_summary(store: Store, flt: EventFilter) -> list[dict[str, Any]]:

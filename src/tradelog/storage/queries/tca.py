@@ -65,9 +65,10 @@ def fill_summaries(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
                sum(fee) AS fees,
                avg(slippage_bps) AS mean,
                {s.quantiles("slippage_bps", QUANTILES)} AS q,
-               sum(slippage_bps * notional) / sum(notional) FILTER (WHERE slippage_bps IS NOT NULL)
+               sum(slippage_bps * notional)
+                   / sum(CASE WHEN slippage_bps IS NOT NULL THEN notional END)
                    AS notional_weighted,
-               avg({capture}) FILTER (WHERE mid_fill > 0) AS spread_capture
+               avg(CASE WHEN mid_fill > 0 THEN {capture} END) AS spread_capture
         FROM f
         GROUP BY GROUPING SETS ((), {groups})
     """
@@ -113,31 +114,38 @@ def _bounds(flt: EventFilter) -> tuple[int, int | None] | None:
     return flt.start - MARKOUT_LOOKBACK_NS, hi
 
 
-def _markout_ctes(fills: str, bounds: tuple[int, int | None] | None) -> str:
+def _markout_ctes(fills: str, bounds: tuple[int, int | None] | None, with_id: bool = True) -> str:
     """DuckDB CTEs ending in ``m``: one row per fill and horizon (``h`` in s) with the mid
     (two-sided quotes of the symbol, any venue) at ts + h, null when the data does not
     reach that far, and ``missing`` when it does but no quote was found in ``bounds`` (then
-    the caller re-runs without bounds).
+    the caller re-runs without bounds; ``with_id``: with the fill's ``event_id``, which
+    aggregates do not need and the as-of join would otherwise carry through its sort).
     One as-of join for all horizons, so the quotes are sorted once."""
+    fid = "f.event_id, " if with_id else ""
+    mid = "fh.event_id, " if with_id else ""
     cond = last_cond = ""
     if bounds is not None:
         cond = last_cond = f" AND ts >= {int(bounds[0])}"
         if bounds[1] is not None:
             cond += f" AND ts <= {int(bounds[1])}"
     horizons = ", ".join(f"({h}::BIGINT)" for h in MARKOUT_HORIZONS_S)
+    # the join key is a number per symbol (``sid``, from ``last``): the as-of join sorts
+    # both sides by it, ~30 % cheaper than by the symbol's text
     return f"""
              f AS ({fills}),
-             q AS ({_QUOTES}{cond}),
-             last AS (SELECT symbol, max(ts) AS ts_last FROM ({_QUOTES}{last_cond}) x
-                      GROUP BY symbol),
-             fh AS (SELECT f.event_id, f.symbol, f.liquidity, f.sgn, f.last_px, hz.h,
+             last AS (SELECT symbol, max(ts) AS ts_last,
+                             row_number() OVER (ORDER BY symbol) AS sid
+                      FROM ({_QUOTES}{last_cond}) x GROUP BY symbol),
+             q AS (SELECT last.sid, x.ts, x.mid FROM ({_QUOTES}{cond}) x
+                   JOIN last ON x.symbol = last.symbol),
+             fh AS (SELECT {fid}last.sid, f.liquidity, f.sgn, f.last_px, hz.h,
                            f.ts + hz.h * {NS} AS tq, f.ts + hz.h * {NS} <= last.ts_last AS reached
                     FROM f LEFT JOIN last ON f.symbol = last.symbol
                     CROSS JOIN (VALUES {horizons}) hz(h)),
-             m AS (SELECT fh.event_id, fh.liquidity, fh.sgn, fh.last_px, fh.h,
+             m AS (SELECT {mid}fh.liquidity, fh.sgn, fh.last_px, fh.h,
                           CASE WHEN fh.reached THEN q.mid END AS mid,
                           coalesce(fh.reached AND q.mid IS NULL, false) AS missing
-                   FROM fh ASOF LEFT JOIN q ON fh.symbol = q.symbol AND fh.tq >= q.ts)
+                   FROM fh ASOF LEFT JOIN q ON fh.sid = q.sid AND fh.tq >= q.ts)
     """
 
 
@@ -188,25 +196,44 @@ def markouts(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
         """
         rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
         return rows
+    # grouped by horizon too (8 groups) instead of a FILTER per horizon and measure over
+    # every row, then one row per liquidity grouping as the PostgreSQL query returns
     expr = "sgn * (mid - last_px) / last_px * 1e4"
-    parts = [
-        f"count(mid) FILTER (WHERE h = {h}) AS n_{h}s, "
-        f"avg({expr}) FILTER (WHERE h = {h}) AS mean_{h}s, "
-        f"{s.median(expr)} FILTER (WHERE h = {h}) AS median_{h}s"
-        for h in MARKOUT_HORIZONS_S
-    ]
     bounds = _bounds(flt)
     while True:
         sql = f"""
-            WITH {_markout_ctes(fills, bounds)}
-            SELECT liquidity, GROUPING(liquidity) AS g_liquidity, {", ".join(parts)},
+            WITH {_markout_ctes(fills, bounds, with_id=False)}
+            SELECT h, liquidity, GROUPING(liquidity) AS g_liquidity, count(mid) AS n,
+                   avg(x) AS mean, {s.median("x")} AS median,
                    count(*) FILTER (WHERE missing) AS missing
-            FROM m GROUP BY GROUPING SETS ((), (liquidity))
+            FROM (SELECT h, liquidity, mid, {expr} AS x, missing FROM m) m
+            GROUP BY h, GROUPING SETS ((), (liquidity))
         """
-        rows = store.query(sql, params).to_pylist()
-        if bounds is None or not any(r["missing"] for r in rows):
-            return rows
+        by_h = store.query(sql, params).to_pylist()
+        if bounds is None or not any(r["missing"] for r in by_h):
+            return _markout_rows(by_h)
         bounds = None
+
+
+def _markout_rows(by_h: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows per (horizon, liquidity grouping) → one row per liquidity grouping with
+    ``n_{h}s``, ``mean_{h}s``, ``median_{h}s`` and ``missing``; the overall row is there
+    even without fills (count 0, no mean), the way a grand total over no rows is."""
+    empty = {f"{k}_{h}s": (0 if k == "n" else None)
+             for h in MARKOUT_HORIZONS_S for k in ("n", "mean", "median")}  # fmt: skip
+    out: dict[tuple[int, str | None], dict[str, Any]] = {
+        (1, None): {"liquidity": None, "g_liquidity": 1, **empty, "missing": 0}
+    }
+    for r in by_h:
+        key = (int(r["g_liquidity"]), r["liquidity"])
+        row = out.setdefault(
+            key, {"liquidity": r["liquidity"], "g_liquidity": r["g_liquidity"], **empty,
+                  "missing": 0},
+        )  # fmt: skip
+        h = int(r["h"])
+        row[f"n_{h}s"], row[f"mean_{h}s"], row[f"median_{h}s"] = r["n"], r["mean"], r["median"]
+        row["missing"] += int(r["missing"])
+    return [out[k] for k in sorted(out, key=lambda k: (-k[0], k[1] is None, k[1] or ""))]
 
 
 def fill_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
@@ -243,14 +270,17 @@ def fill_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]
         bounds = None
 
 
-def _orders_cte(store: Store, flt: EventFilter, limit: int | None = None) -> tuple[str, list[Any]]:
+def _orders_cte(
+    store: Store, flt: EventFilter, limit: int | None = None, unfilled_only: bool = False
+) -> tuple[str, list[Any]]:
     """Finished orders in the window (by the time they finished) with the mid at that
     time for the opportunity cost of the unfilled part, from the same book as the arrival
     mid: the order's own venue when that venue has quotes, else any venue of the symbol.
 
     DuckDB reads it from the market context enrich stored on the order's last event (the
     as-of quote at ``ts_done`` by that very rule), which is a hash join on the window's
-    events instead of an as-of join over every quote."""
+    events instead of an as-of join over every quote. ``unfilled_only``: the mid only
+    for orders with an unfilled part (the only ones whose shortfall uses it)."""
     s = store.sql
     where, params = s.where(flt, alias="o", ts="ts_done")
     if s.dialect == "duckdb":
@@ -266,14 +296,15 @@ def _orders_cte(store: Store, flt: EventFilter, limit: int | None = None) -> tup
             EventFilter(start=ev_start, end=ev_end), alias="e",
             extra=["e.root_order_id IS NOT NULL"],
         )  # fmt: skip
+        need = "(SELECT order_id, ts_done FROM o WHERE qty > filled_qty)" if unfilled_only else "o"
         body = f"""
             WITH o AS ({first}),
                  t AS (SELECT e.root_order_id, e.ts,
                               {s.arg_max("e.mkt_bid", "e.seq")} AS bid,
                               {s.arg_max("e.mkt_ask", "e.seq")} AS ask,
                               {s.arg_max("e.mkt_ts", "e.seq")} AS mkt_ts
-                       FROM events e SEMI JOIN o
-                            ON e.root_order_id = o.order_id AND e.ts = o.ts_done
+                       FROM events e SEMI JOIN {need} n
+                            ON e.root_order_id = n.order_id AND e.ts = n.ts_done
                        {ev_where}
                        GROUP BY e.root_order_id, e.ts)
             SELECT o.*, (t.bid + t.ask) / 2 AS mid_end, t.mkt_ts AS mid_end_ts
@@ -311,7 +342,7 @@ def _orders_cte(store: Store, flt: EventFilter, limit: int | None = None) -> tup
 
 def order_summary(store: Store, flt: EventFilter) -> dict[str, Any]:
     s = store.sql
-    orders, params = _orders_cte(store, flt)
+    orders, params = _orders_cte(store, flt, unfilled_only=True)
     sql = f"""
         WITH o AS ({orders})
         SELECT count(*) AS orders,
