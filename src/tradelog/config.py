@@ -76,8 +76,11 @@ class SinkConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: str = DEFAULT_STORE_URL
-    memory_limit: str | None = "256MB"
-    """DuckDB's buffer memory (its own data, not the pipeline's)."""
+    memory_limit: str | None = "2GB"
+    """DuckDB's buffer memory (its own data, not the pipeline's); a size or a share of RAM
+    (``"25%"``). Exact quantiles cannot spill: at 256 MB the full-range latency analysis of a
+    10 M-event store can fail for lack of memory, and markouts spill ~1 GB (measured in
+    docs/benchmarks.md); 2 GB halves their time, more gains nothing measurable."""
     threads: int | None = None
     """DuckDB worker threads (default: one per core)."""
     retention_days: int | None = None

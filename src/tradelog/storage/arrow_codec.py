@@ -59,7 +59,8 @@ _GETTERS: Final = {kind: operator.attrgetter(*cols) for kind, cols in _GROUP_COL
 
 
 def events_to_arrow(events: Sequence[Event], id_hashes: npt.NDArray[np.int64]) -> pa.Table:
-    """Events (with their id hashes, same order) → one Arrow table of ``EVENT_SCHEMA``."""
+    """Events (with their id hashes, same order) → one Arrow table of ``EVENT_SCHEMA``, rows
+    in the order of ``events``."""
     groups: dict[EventKind, list[int]] = {}
     for i, ev in enumerate(events):
         idx = groups.get(ev.kind)
@@ -96,7 +97,12 @@ def events_to_arrow(events: Sequence[Event], id_hashes: npt.NDArray[np.int64]) -
         tables.append(pa.Table.from_arrays(arrays, schema=schema))
     if not tables:
         return schema.empty_table()
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    if len(tables) == 1:
+        return tables[0]
+    # back to the events' own order (seq order from the pipeline): queries that stream
+    # over the table in stored order (quality's out-of-order and gap counts) rely on it
+    order = np.argsort(np.concatenate([np.asarray(i) for i in groups.values()]), kind="stable")
+    return pa.concat_tables(tables).take(pa.array(order))
 
 
 def structs_to_arrow(

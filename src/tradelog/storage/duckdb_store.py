@@ -51,7 +51,7 @@ class DuckDBStore(SharedReads):
         path: str,
         read_only: bool = False,
         url: str | None = None,
-        memory_limit: str | None = "256MB",
+        memory_limit: str | None = "2GB",
         threads: int | None = None,
     ) -> None:
         self.url = url or f"duckdb:///{path}"

@@ -383,3 +383,20 @@ def test_order_placeholders_are_stored_only_if_absent(store: DuckDBStore) -> Non
         {"order_id": "O1", "status": "cancelled"},
         {"order_id": "O2", "status": "filled"},
     ]
+
+
+def test_events_are_stored_in_batch_order_across_kinds(store: DuckDBStore) -> None:
+    """Kinds interleaved in a batch are converted per kind but stored in the batch's order
+    (seq order), which quality's streaming out-of-order and gap counts rely on."""
+    kinds = [EventKind.SYSTEM, EventKind.QUOTE, EventKind.SYSTEM, EventKind.FILL,
+             EventKind.QUOTE, EventKind.SYSTEM, EventKind.FILL]  # fmt: skip
+    extra: dict[EventKind, dict[str, Any]] = {
+        EventKind.SYSTEM: {},
+        EventKind.QUOTE: {"symbol": "AAPL", "bid": 1.0, "ask": 2.0},
+        EventKind.FILL: {"order_id": "O1", "last_qty": 1.0, "last_px": 1.5},
+    }
+    events = [ev(f"E{i}", i + 1, k, **extra[k]) for i, k in enumerate(kinds)]
+    store.commit(batch(events))
+    stored = store.query("SELECT event_id, seq, id_hash FROM events ORDER BY rowid").to_pylist()
+    assert [r["seq"] for r in stored] == list(range(1, len(kinds) + 1))
+    assert [r["id_hash"] for r in stored] == [id_hash(e.event_id) for e in events]
