@@ -45,10 +45,11 @@ test: install
 
 bench: install services
 	$(BIN)/python benchmarks/replay.py
-	$(BIN)/python benchmarks/live.py --rates 2000,20000 --seconds 15
+	$(BIN)/python benchmarks/live.py --rates 2000,20000 --seconds 20
+	$(BIN)/python benchmarks/live.py --rates 45000 --seconds 60
 	$(BIN)/python benchmarks/query.py --events 1000000
 	$(BIN)/python benchmarks/report.py --events 1000000
-	$(BIN)/python benchmarks/surveil.py --events 100000
+	$(BIN)/python benchmarks/surveil.py --events 1000000 --pipeline-repeat 2 --repeat 1
 	$(BIN)/python benchmarks/nats_ingest.py --events 100000 --per-message 1,100
 	$(BIN)/python benchmarks/pg_ingest.py --events 200000
 	$(BIN)/python benchmarks/scaleout.py --events 200000

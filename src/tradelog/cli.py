@@ -17,6 +17,7 @@ from pathlib import Path
 from time import time_ns
 from typing import Annotated, NoReturn
 
+import msgspec
 import nats.errors
 import prometheus_client
 import typer
@@ -115,7 +116,8 @@ def replay(
     try:
         validate(cfg, Path.cwd())
         plan = core.plan_replay(cfg, files, source)
-        st = core.open_store(cfg.store.url, settings=cfg.store)
+        writing = msgspec.structs.replace(cfg.store, memory_limit=cfg.store.replay_memory_limit)
+        st = core.open_store(cfg.store.url, settings=writing)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     except (OSError, RuntimeError) as exc:  # e.g. the store file is locked by another process

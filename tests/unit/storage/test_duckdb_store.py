@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from tradelog.config import StoreConfig
 from tradelog.model.events import (
     AnomalyMark,
     Event,
@@ -400,3 +401,20 @@ def test_events_are_stored_in_batch_order_across_kinds(store: DuckDBStore) -> No
     stored = store.query("SELECT event_id, seq, id_hash FROM events ORDER BY rowid").to_pylist()
     assert [r["seq"] for r in stored] == list(range(1, len(kinds) + 1))
     assert [r["id_hash"] for r in stored] == [id_hash(e.event_id) for e in events]
+
+
+@pytest.mark.parametrize("limit", [StoreConfig().memory_limit, StoreConfig().replay_memory_limit])
+def test_a_large_state_snapshot_is_written_and_replaced_within_the_default_limits(
+    tmp_path: Path, limit: str | None
+) -> None:
+    """The state snapshot is one BLOB row; a 1 M-event replay makes one of ~60 MB, which
+    DuckDB must hold about three times to upsert (256 MB was not enough)."""
+    s = DuckDBStore(str(tmp_path / "big.duckdb"), memory_limit=limit)
+    try:
+        for seq in (1, 2):
+            data = bytes([seq]) * (64 << 20)
+            s.commit(batch(snapshot=(0, seq, data)))
+            got = s.load_snapshot(0)
+            assert got is not None and got[0] == seq and got[1] == data
+    finally:
+        s.close()
