@@ -21,31 +21,22 @@ from __future__ import annotations
 
 import bisect
 import math
-import runpy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tradelog.app import plan_replay, replay
-from tradelog.config import Config, SourceConfig
+from tests.unit.analytics.generated import replay_generated
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
 from tradelog.storage.queries import latency as lat
 from tradelog.storage.queries import quality as qual
 from tradelog.storage.queries import tca
 
-ROOT = Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
 VARIANTS = ("ordered", "shuffled", "reversed", "two_sources", "seq_stored", "null_seq")
-
-
-def _gen_log() -> str:
-    gen = SimpleNamespace(**runpy.run_path(str(ROOT / "benchmarks/gen.py")))
-    return "".join(gen.jsonl_line(i, ev) for i, ev in enumerate(gen.events(3000, 11)))
 
 
 def _rewrite(path: Path, statements: list[str]) -> None:
@@ -60,16 +51,8 @@ def _rewrite(path: Path, statements: list[str]) -> None:
 @pytest.fixture(scope="module")
 def store_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("exec_paths")
-    log = tmp / "gen.jsonl"
-    log.write_text(_gen_log(), encoding="utf-8")
-    cfg = Config()
-    cfg.sources = [SourceConfig(name="jsonl", format="jsonl")]
     paths = {v: tmp / f"{v}.duckdb" for v in VARIANTS}
-    store = DuckDBStore(str(paths["ordered"]))
-    try:
-        replay(cfg, plan_replay(cfg, [str(log)], "jsonl"), store)
-    finally:
-        store.close()
+    replay_generated(tmp, paths["ordered"], seed=11)
     for v in VARIANTS[1:]:
         shutil.copy(paths["ordered"], paths[v])
     _rewrite(paths["shuffled"], ["UPDATE events SET ts = ts - 40000000000 WHERE seq % 3 = 0"])

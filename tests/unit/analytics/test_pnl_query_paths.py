@@ -11,17 +11,14 @@ against their sequence (out-of-order fills):
 from __future__ import annotations
 
 import math
-import runpy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tradelog.app import plan_replay, replay
-from tradelog.config import Config, SourceConfig
+from tests.unit.analytics.generated import replay_generated
 from tradelog.reports import queries as rq
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
@@ -29,28 +26,14 @@ from tradelog.storage.queries import fills as fill_q
 from tradelog.storage.queries import latency as lat
 from tradelog.storage.queries import pnl as pnl_q
 
-ROOT = Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
-
-
-def _gen_log() -> str:
-    gen = SimpleNamespace(**runpy.run_path(str(ROOT / "benchmarks/gen.py")))
-    return "".join(gen.jsonl_line(i, ev) for i, ev in enumerate(gen.events(3000, 5)))
 
 
 @pytest.fixture(scope="module")
 def store_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("pnl_paths")
-    log = tmp / "gen.jsonl"
-    log.write_text(_gen_log(), encoding="utf-8")
-    cfg = Config()
-    cfg.sources = [SourceConfig(name="jsonl", format="jsonl")]
     ordered = tmp / "ordered.duckdb"
-    store = DuckDBStore(str(ordered))
-    try:
-        replay(cfg, plan_replay(cfg, [str(log)], "jsonl"), store)
-    finally:
-        store.close()
+    replay_generated(tmp, ordered, seed=5)
     shuffled = tmp / "shuffled.duckdb"
     shutil.copy(ordered, shuffled)
     store = DuckDBStore(str(shuffled))
