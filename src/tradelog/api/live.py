@@ -25,17 +25,10 @@ from tradelog.storage.base import CommitBatch
 
 log = logging.getLogger("tradelog.api.live")
 
-LIVE_FIELDS: Final = (
-    "seq", "event_id", "kind", "ts", "ts_ingest", "source", "symbol", "venue", "account_id",
-    "strategy_id", "order_id", "root_order_id", "side", "qty", "price", "last_qty", "last_px",
-    "liquidity", "fee", "bid", "ask", "bid_size", "ask_size", "order_status", "latency_ms",
-    "slippage_bps", "anomaly_severity", "anomaly_types", "reason", "message",
-)  # fmt: skip
-
 
 class LiveRow(msgspec.Struct, gc=False):
-    """The fields of an event the tape shows (``LIVE_FIELDS``, same order), built from
-    the event in one positional call and encoded as a JSON object."""
+    """The fields of an event the tape shows (``LIVE_FIELDS``), built from the event in one
+    positional call and encoded as a JSON object."""
 
     seq: int
     event_id: str
@@ -69,6 +62,7 @@ class LiveRow(msgspec.Struct, gc=False):
     message: str | None
 
 
+LIVE_FIELDS: Final[tuple[str, ...]] = LiveRow.__struct_fields__
 _LIVE_GETTER: Final = operator.attrgetter(*LIVE_FIELDS)
 CLIENT_QUEUE: Final = 256
 MAX_DROPS_BEFORE_DISCONNECT: Final = 10_000

@@ -18,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from tradelog.model.alerts import AlertNotFoundError, IllegalTransitionError, next_status
 from tradelog.model.events import Event
 from tradelog.model.ids import id_hash
 from tradelog.storage.arrow_codec import (
@@ -229,23 +228,7 @@ class DuckDBStore(SharedReads):
             con = self._con
             con.execute("BEGIN")
             try:
-                row = con.execute(
-                    "SELECT status FROM alerts WHERE alert_id = ?", [alert_id]
-                ).fetchone()
-                if row is None:
-                    raise AlertNotFoundError(alert_id)
-                status = str(row[0])
-                to = next_status(status, action)
-                if to is None:
-                    raise IllegalTransitionError(f"cannot {action} an alert that is {status}")
-                con.execute(
-                    "UPDATE alerts SET status = ?, updated_ns = ? WHERE alert_id = ?",
-                    [to, ts, alert_id],
-                )
-                con.execute(
-                    "INSERT INTO alert_history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [alert_id, ts, actor, action, status, to, note],
-                )
+                alert_sql.apply_transition(con, "?", alert_id, action, actor, note, ts)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

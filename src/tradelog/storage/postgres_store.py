@@ -41,7 +41,7 @@ import pyarrow as pa
 from psycopg import sql as pgsql
 from psycopg.types.numeric import FloatLoader
 
-from tradelog.model.alerts import AlertNotFoundError, IllegalTransitionError, next_status
+from tradelog.model.alerts import AlertNotFoundError
 from tradelog.model.events import COMMON_FIELDS, KIND_FIELDS, Event, EventKind
 from tradelog.storage.arrow_codec import (
     EVENT_SCHEMA,
@@ -836,23 +836,8 @@ class PostgresStore(SharedReads):
         with self._lock:
             conn = self._writer()
             with conn.transaction():
-                row = conn.execute(
-                    "SELECT status FROM alerts WHERE alert_id = %s FOR UPDATE", [alert_id]
-                ).fetchone()
-                if row is None:
-                    raise AlertNotFoundError(alert_id)
-                status = str(row[0])
-                to = next_status(status, action)
-                if to is None:
-                    raise IllegalTransitionError(f"cannot {action} an alert that is {status}")
-                conn.execute(
-                    "UPDATE alerts SET status = %s, updated_ns = %s WHERE alert_id = %s",
-                    [to, ts, alert_id],
-                )
-                conn.execute(
-                    "INSERT INTO alert_history (alert_id, ts, actor, action, from_status, "
-                    "to_status, note) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [alert_id, ts, actor, action, status, to, note],
+                alert_sql.apply_transition(
+                    conn, "%s", alert_id, action, actor, note, ts, lock="FOR UPDATE"
                 )
         found = self.alert(alert_id)
         if found is None:

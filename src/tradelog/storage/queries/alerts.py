@@ -8,11 +8,18 @@ and every change appends a row to ``alert_history`` (append-only: no UPDATE, no 
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 
-from tradelog.model.alerts import Alert, ProfileRow, alert_columns
+from tradelog.model.alerts import (
+    Alert,
+    AlertNotFoundError,
+    IllegalTransitionError,
+    ProfileRow,
+    alert_columns,
+    next_status,
+)
 from tradelog.storage.base import AlertFilter, Store
 
 ALERT_COLUMNS: Final = (
@@ -56,15 +63,11 @@ def system_history_sql(p: str) -> str:
 
 def system_history_params(alert: Alert) -> list[Any] | None:
     """Parameters of ``system_history_sql`` for a new or escalated alert, else None."""
-    if alert.change == "new":
-        action, note, from_status = "open", f"detected: level {alert.level}", None
-    elif alert.change == "escalate":
-        action, note, from_status = "escalate", f"level raised to {alert.level}", "active"
-    else:
+    row = system_history_row(alert)
+    if row is None:
         return None
-    ts = alert.last_seen_ts
-    return [alert.alert_id, ts, SYSTEM_ACTOR, action, from_status, "active", note,
-            alert.alert_id, action, ts]  # fmt: skip
+    alert_id, ts, _actor, action = row[:4]
+    return [*row, alert_id, action, ts]
 
 
 def upsert_alerts_select_sql(table: str) -> str:
@@ -81,8 +84,13 @@ def upsert_alerts_select_sql(table: str) -> str:
 
 def system_history_row(alert: Alert) -> list[Any] | None:
     """The system history row (``HISTORY_COLUMNS`` order) of a new or escalated alert."""
-    params = system_history_params(alert)
-    return None if params is None else params[:7]
+    if alert.change == "new":
+        action, note, from_status = "open", f"detected: level {alert.level}", None
+    elif alert.change == "escalate":
+        action, note, from_status = "escalate", f"level raised to {alert.level}", "active"
+    else:
+        return None
+    return [alert.alert_id, alert.last_seen_ts, SYSTEM_ACTOR, action, from_status, "active", note]
 
 
 def system_history_select_sql(table: str) -> str:
@@ -102,6 +110,37 @@ def upsert_profiles_select_sql(table: str) -> str:
     return (
         f"INSERT INTO account_profiles ({cols}) SELECT {cols} FROM {table} "
         f'ON CONFLICT ("account_id", "partition") DO UPDATE SET {sets}'
+    )
+
+
+class _Cursor(Protocol):
+    """What both stores' connections offer: ``execute(sql, params)`` → a cursor."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+
+def apply_transition(
+    con: _Cursor, p: str, alert_id: str, action: str, actor: str, note: str | None, ts: int,
+    lock: str = "",
+) -> None:  # fmt: skip
+    """A person's lifecycle action inside the caller's transaction: the new status and its
+    history row (``lock``: ``FOR UPDATE`` where the store locks rows)."""
+    row = con.execute(
+        f"SELECT status FROM alerts WHERE alert_id = {p} {lock}", [alert_id]
+    ).fetchone()
+    if row is None:
+        raise AlertNotFoundError(alert_id)
+    status = str(row[0])
+    to = next_status(status, action)
+    if to is None:
+        raise IllegalTransitionError(f"cannot {action} an alert that is {status}")
+    con.execute(
+        f"UPDATE alerts SET status = {p}, updated_ns = {p} WHERE alert_id = {p}", [to, ts, alert_id]
+    )
+    con.execute(
+        f"INSERT INTO alert_history ({', '.join(HISTORY_COLUMNS)}) "
+        f"VALUES ({', '.join(p for _ in HISTORY_COLUMNS)})",
+        [alert_id, ts, actor, action, status, to, note],
     )
 
 
