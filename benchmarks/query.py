@@ -33,9 +33,11 @@ from fastapi.testclient import TestClient
 from tradelog.api.app import create_app
 from tradelog.app import open_store
 from tradelog.config import StoreConfig
+from tradelog.storage import position_checkpoints
 from tradelog.storage.duckdb_store import DuckDBStore
+from tradelog.storage.sql import Sql
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: hourly position checkpoints
 T0 = 1_705_276_800 * 10**9  # 2024-01-15T00:00:00Z
 DAY = 86_400 * 10**9
 SYMBOLS, VENUES, STRATEGIES = 20, 4, 6
@@ -263,6 +265,7 @@ def build(path: Path, n_events: int) -> None:
                1705276800000000000 + i * 1000000000, NULL, i
         FROM range(3000) r(i)
     """)
+    con.execute(position_checkpoints.backfill_sql(Sql("duckdb")))  # as migration 5 does
     total = con.execute("SELECT count(*) FROM events").fetchone()
     n = int(total[0]) if total else 0
     con.execute(f"""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from tradelog.analytics.stats import QUANTILES, log_histogram, summary
 from tradelog.api.deps import ApiContext, Ctx, Window
 from tradelog.api.export import Format, csv_response
-from tradelog.model.timefmt import ns_to_iso
+from tradelog.model.timefmt import ns_to_iso, ns_to_iso_many
 from tradelog.storage.base import EventFilter
 from tradelog.storage.queries import fills as fill_q
 from tradelog.storage.queries import latency as lat
@@ -430,11 +430,14 @@ def equity_curve(
     points: dict[int, dict[str, Any]] = {}
     for r in rows:
         t = int(r["t"])
-        p = points.setdefault(t, {"ts": t, "ts_iso": ns_to_iso(t), "total_pnl": 0.0,
-                                  "by_strategy": {}})  # fmt: skip
+        p = points.get(t)
+        if p is None:
+            p = points[t] = {"ts": t, "ts_iso": "", "total_pnl": 0.0, "by_strategy": {}}
         total = None if r["unrealized"] is None else r["realized"] + r["unrealized"]
         p["by_strategy"][r["strategy_id"] or ""] = total
         p["total_pnl"] = None if total is None or p["total_pnl"] is None else p["total_pnl"] + total
+    for p, iso in zip(points.values(), ns_to_iso_many(list(points)), strict=True):
+        p["ts_iso"] = iso
     return {
         "window": window_info(window),
         "interval_s": interval / 1e9,

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
 
 NS_PER_S: Final = 1_000_000_000
 NS_PER_DAY: Final = 86_400 * NS_PER_S
@@ -194,6 +196,17 @@ def ns_to_iso(ns: int) -> str:
     dt = datetime.fromtimestamp(seconds, tz=UTC)
     # not %Y: C strftime does not pad years before 1000 to four digits
     return f"{dt.year:04d}-{dt:%m-%dT%H:%M:%S}.{frac:09d}Z"
+
+
+def ns_to_iso_many(values: Sequence[int]) -> list[str]:
+    """``ns_to_iso`` of many int64 values at once (NumPy formats them in C; the one value
+    NumPy reserves for NaT, -2**63, goes through ``ns_to_iso``)."""
+    arr = np.asarray(values, dtype=np.int64)
+    text: list[str] = np.datetime_as_string(arr.view("datetime64[ns]"), unit="ns").tolist()
+    out = [t + "Z" for t in text]
+    for i in np.flatnonzero(arr == np.iinfo(np.int64).min).tolist():
+        out[i] = ns_to_iso(int(arr[i]))
+    return out
 
 
 # ---------------------------------------------------------------------------

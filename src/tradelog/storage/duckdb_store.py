@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from tradelog.model.events import Event
 from tradelog.model.ids import id_hash
+from tradelog.storage import position_checkpoints
 from tradelog.storage.arrow_codec import (
     EVENT_SCHEMA,
     MARK_SCHEMA,
@@ -40,6 +41,10 @@ _POSITION_COLUMNS = (
     "source", "stream", "src_ref", "offset", "fingerprint", "dev", "inode", "lines_read",
     "events", "rejects", "duplicates", "ignored",
 )  # fmt: skip
+
+
+class StoreOutdatedError(RuntimeError):
+    """A read-only store whose schema is older than the code's."""
 
 
 class DuckDBStore(SharedReads):
@@ -73,6 +78,8 @@ class DuckDBStore(SharedReads):
             self._con.execute("SET checkpoint_threshold = '256MB'")
             self._con.execute("SET preserve_insertion_order = false")
             self._migrate()
+        else:
+            self._check_schema()
 
     # ------------------------------------------------------------------ schema
     def _migrate(self) -> None:
@@ -99,6 +106,22 @@ class DuckDBStore(SharedReads):
                 con.execute("ROLLBACK")
                 raise
 
+    def _check_schema(self) -> None:
+        """A read-only store cannot be migrated: one older than this code is refused with
+        the way out, instead of failing later on a missing table or column."""
+        latest = migrations("duckdb")[-1][0]
+        try:
+            found = self.schema_version()
+        except duckdb.CatalogException:  # not a tradelog store at all
+            found = 0
+        if found < latest:
+            self._con.close()
+            raise StoreOutdatedError(
+                f"store {self.path} has schema version {found}, this tradelog needs "
+                f"{latest}: open it once for writing (e.g. `tradelog serve --store "
+                f"{self.url}` while no other process holds it) to apply the migrations"
+            )
+
     def schema_version(self) -> int:
         row = self._cursor().execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -120,6 +143,7 @@ class DuckDBStore(SharedReads):
         trips = (
             structs_to_arrow(batch.round_trips, ROUND_TRIP_SCHEMA) if batch.round_trips else None
         )
+        checkpoints = position_checkpoints.batch_rows(batch.events)
         now = time.time_ns()
         with self._lock:
             con = self._con
@@ -129,6 +153,14 @@ class DuckDBStore(SharedReads):
                     con.register("_tl_events", events)
                     con.execute("INSERT INTO events BY NAME SELECT * FROM _tl_events")
                     con.unregister("_tl_events")
+                if checkpoints is not None:
+                    con.register("_tl_checkpoints", checkpoints)
+                    con.execute(
+                        position_checkpoints.upsert_sql(
+                            f"SELECT {', '.join(checkpoints.column_names)} FROM _tl_checkpoints"
+                        )
+                    )
+                    con.unregister("_tl_checkpoints")
                 if rejects is not None:
                     con.register("_tl_rejects", rejects)
                     con.execute("INSERT INTO rejects BY NAME SELECT * FROM _tl_rejects")

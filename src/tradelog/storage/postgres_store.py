@@ -43,6 +43,7 @@ from psycopg.types.numeric import FloatLoader
 
 from tradelog.model.alerts import AlertNotFoundError
 from tradelog.model.events import COMMON_FIELDS, KIND_FIELDS, Event, EventKind
+from tradelog.storage import position_checkpoints
 from tradelog.storage.arrow_codec import (
     EVENT_SCHEMA,
     MARK_SCHEMA,
@@ -581,6 +582,13 @@ class PostgresStore(SharedReads):
         if batch.round_trips:
             rows = [msgspec.structs.astuple(t) for t in batch.round_trips]
             self._copy(cur, "round_trips", ROUND_TRIP_SCHEMA, rows)
+        checkpoints = position_checkpoints.batch_rows(batch.events)
+        if checkpoints is not None:
+            marks = ", ".join("%s" for _ in checkpoints.column_names)
+            cur.executemany(
+                position_checkpoints.upsert_sql(f"VALUES ({marks})"),
+                list(zip(*checkpoints.to_pydict().values(), strict=True)),
+            )
         self._write_positions(cur, batch, now, dropped_events, dropped_rejects)
         # one pipelined executemany per statement (row order kept; neither statement reads
         # the other's table, so upserting all alerts before their history rows is the same)

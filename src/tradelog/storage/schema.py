@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from tradelog.storage import position_checkpoints
+from tradelog.storage.sql import Sql
+
 Columns = tuple[tuple[str, str], ...]
 Dialect = Literal["duckdb", "postgresql"]
 
@@ -189,6 +192,12 @@ _PROFILES_V3: Final[Columns] = (
     ("cancels", "int"), ("fills", "int"), ("cancel_ratio", "float"), ("order_to_trade", "float"),
     ("median_order_size", "float"), ("profile", "text"),
 )  # fmt: skip
+_CHECKPOINTS_V5: Final[Columns] = (
+    ("key", "text"), ("hour", "int"), ("strategy_id", "text"), ("account_id", "text"),
+    ("symbol", "text"), ("seq", "int"), ("ts", "int"), ("pos_after", "float"),
+    ("avg_cost_after", "float"), ("realized_after", "float"), ("fees_after", "float"),
+    ("last_px", "float"),
+)  # fmt: skip
 
 
 def create_table(dialect: Dialect, name: str, columns: Columns, primary_key: str = "") -> str:
@@ -239,6 +248,17 @@ def migrations(dialect: Dialect) -> list[tuple[int, str, list[str]]]:
         # no shared statement: the PostgreSQL store's layout step of this version drops the
         # full events.order_id index for a partial one and compresses snapshots with lz4
         (4, "cheaper write path of the PostgreSQL store (indexes, snapshot compression)", []),
+        (
+            5,
+            "hourly position checkpoints (state before a time without reading every fill)",
+            [
+                create_table(dialect, position_checkpoints.TABLE, _CHECKPOINTS_V5, '"key", "hour"'),
+                # from the fills already stored; the statement is built from the current
+                # module, which keeps the table's meaning (a change of meaning is a new
+                # migration that rebuilds the table)
+                position_checkpoints.backfill_sql(Sql(dialect)),
+            ],
+        ),
     ]
 
 
@@ -253,4 +273,5 @@ def current_columns() -> dict[str, list[str]]:
         "alerts": [c for c, _ in _ALERTS_V3],
         "alert_history": [c for c, _ in _ALERT_HISTORY_V3],
         "account_profiles": [c for c, _ in _PROFILES_V3],
+        position_checkpoints.TABLE: [c for c, _ in _CHECKPOINTS_V5],
     }

@@ -51,6 +51,13 @@ class Sql:
             return f"arg_max({value}, {key})"
         return f"(array_agg({value} ORDER BY {key} DESC))[1]"
 
+    def arg_max_row(self, value: str, key: str) -> str:
+        """``value`` of the row with the largest (non-null) ``key``, null included (DuckDB's
+        ``arg_max`` skips rows whose value is null)."""
+        if self.dialect == "duckdb":
+            return f"arg_max_null({value}, {key})"
+        return f"(array_agg({value} ORDER BY {key} DESC NULLS LAST))[1]"
+
     def arg_min(self, value: str, key: str) -> str:
         if self.dialect == "duckdb":
             return f"arg_min({value}, {key})"

@@ -20,6 +20,7 @@ import pytest
 
 from tests.unit.analytics.generated import replay_generated
 from tradelog.reports import queries as rq
+from tradelog.storage import position_checkpoints
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
 from tradelog.storage.queries import fills as fill_q
@@ -41,6 +42,8 @@ def store_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         store._con.execute(
             "UPDATE events SET ts = ts - 40000000000 WHERE kind = 'fill' AND seq % 3 = 0"
         )
+        for stmt in position_checkpoints.rebuild_statements(store.sql):
+            store._con.execute(stmt)
     finally:
         store.close()
     return {"ordered": ordered, "shuffled": shuffled}

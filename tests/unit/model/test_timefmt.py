@@ -22,6 +22,7 @@ from tradelog.model.timefmt import (
     epoch_to_ns,
     fraction_to_ns,
     ns_to_iso,
+    ns_to_iso_many,
     parse_fix_time,
     parse_iso_ns,
 )
@@ -515,3 +516,10 @@ def test_iso_parser_agrees_with_parse_iso_ns(text: str) -> None:
     assert _outcome(IsoParser(), text) == expected
     expected_ny = _outcome(lambda t: parse_iso_ns(t, _NY_ZONE), text)
     assert _outcome(_SHARED_ISO_NY, text) == expected_ny
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=30))
+@example([-(2**63), 0, -1, 2**63 - 1, 1_705_276_800_123_456_789])
+def test_iso_of_many_equals_one_by_one(values: list[int]) -> None:
+    assert ns_to_iso_many(values) == [ns_to_iso(v) for v in values]

@@ -25,6 +25,7 @@ from tradelog.model.events import (
 )
 from tradelog.model.ids import id_hash, id_hashes
 from tradelog.model.orders import OrderRecord, OrderState, order_record
+from tradelog.storage import position_checkpoints
 from tradelog.storage.arrow_codec import (
     EVENT_SCHEMA,
     MARK_SCHEMA,
@@ -177,6 +178,7 @@ def test_read_only_store_needs_an_existing_file(tmp_path: Path) -> None:
         ("anomalies", MARK_SCHEMA),
         ("orders", ORDER_SCHEMA),
         ("round_trips", ROUND_TRIP_SCHEMA),
+        (position_checkpoints.TABLE, position_checkpoints.SCHEMA),
     ],
 )
 def test_table_columns_equal_the_arrow_codec(store: DuckDBStore, table: str, schema: Any) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tradelog.storage import position_checkpoints as checkpoints
 from tradelog.storage.base import EventFilter, Store
 
 KEY: Final = ("strategy_id", "account_id", "symbol")
@@ -35,30 +36,35 @@ def _trip_filter(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
 
 
 def _fill_filter(
-    store: Store, flt: EventFilter, end: int | None, alias: str = ""
+    store: Store, flt: EventFilter, end: int | None, alias: str = "", start: int | None = None
 ) -> tuple[str, list[Any]]:
+    """Fills carrying a position in ``[start, end)`` (no venue filter: positions span
+    venues)."""
     a = f"{alias}." if alias else ""
-    window = EventFilter(end=end, symbol=flt.symbol, venue=None, strategy=flt.strategy,
-                         account=flt.account)  # fmt: skip
+    window = EventFilter(start=start, end=end, symbol=flt.symbol, venue=None,
+                         strategy=flt.strategy, account=flt.account)  # fmt: skip
     return store.sql.where(
         window, alias=alias, extra=[f"{a}kind = 'fill'", f"{a}pos_after IS NOT NULL"]
     )
 
 
+def _key_filter(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
+    """The symbol/strategy/account filters of a window (positions span venues)."""
+    return store.sql.where(
+        EventFilter(symbol=flt.symbol, strategy=flt.strategy, account=flt.account)
+    )
+
+
 def positions_at(store: Store, flt: EventFilter, end: int | None) -> list[dict[str, Any]]:
-    """Per strategy × account × symbol, the state after the last fill before ``end``."""
-    s = store.sql
-    where, params = _fill_filter(store, flt, end)
+    """Per strategy × account × symbol, the state after the last fill before ``end`` (from
+    the hourly checkpoints and the fills of ``end``'s own hour)."""
+    where, params = _key_filter(store, flt)
+    state, params = checkpoints.state_before_sql(store.sql, where, params, end)
     sql = f"""
-        SELECT strategy_id, account_id, symbol,
-               {s.arg_max("pos_after", "seq")} AS position,
-               {s.arg_max("avg_cost_after", "seq")} AS avg_cost,
-               {s.arg_max("realized_after", "seq")} AS realized_gross,
-               {s.arg_max("fees_after", "seq")} AS fees,
-               {s.arg_max("last_px", "seq")} AS last_fill_px,
-               max(ts) AS last_fill_ts
-        FROM events {where}
-        GROUP BY strategy_id, account_id, symbol
+        SELECT strategy_id, account_id, symbol, pos_after AS position,
+               avg_cost_after AS avg_cost, realized_after AS realized_gross,
+               fees_after AS fees, last_px AS last_fill_px, ts AS last_fill_ts
+        FROM ({state}) s
         ORDER BY strategy_id, account_id, symbol
     """
     rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
@@ -127,39 +133,36 @@ def liquidity_split(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
     fills of each side (a fill's realised PnL is the change it made to its key's: the
     state before the window is each key's last fill before it, then the window's fills
     in sequence), cut to the window and venue."""
-    where_all, params_all = _fill_filter(store, EventFilter(
-        symbol=flt.symbol, strategy=flt.strategy, account=flt.account), flt.end)  # fmt: skip
+    where_all, params_all = _fill_filter(store, flt, flt.end, start=flt.start)
     window, wparams = store.sql.where(EventFilter(start=flt.start, end=flt.end, venue=flt.venue))
     cols = "strategy_id, account_id, symbol, seq, ts, venue, liquidity, last_qty, last_px, fee"
     before = ""
+    bparams: list[Any] = []
     if flt.start is not None:  # carried-in state only; ts NULL keeps these rows out below
+        kwhere, kparams = _key_filter(store, flt)
+        state, bparams = checkpoints.state_before_sql(store.sql, kwhere, kparams, flt.start)
         before = f"""
-            SELECT strategy_id, account_id, symbol, max(seq) AS seq, CAST(NULL AS BIGINT) AS ts,
+            SELECT strategy_id, account_id, symbol, seq, CAST(NULL AS BIGINT) AS ts,
                    CAST(NULL AS VARCHAR) AS venue, CAST(NULL AS VARCHAR) AS liquidity,
                    CAST(NULL AS FLOAT8) AS last_qty, CAST(NULL AS FLOAT8) AS last_px,
-                   CAST(NULL AS FLOAT8) AS fee,
-                   {store.sql.arg_max("realized_after", "seq")} AS realized_after
-            FROM a WHERE ts < {int(flt.start)}
-            GROUP BY strategy_id, account_id, symbol
+                   CAST(NULL AS FLOAT8) AS fee, realized_after
+            FROM ({state}) s
             UNION ALL
         """
-    start_cond = f"WHERE ts >= {int(flt.start)}" if flt.start is not None else ""
     sql = f"""
-        WITH a AS (SELECT {cols}, realized_after FROM events {where_all}),
-             b AS ({before} SELECT {cols}, realized_after FROM a {start_cond}),
-             f AS (
+        WITH f AS (
                 SELECT ts, venue, liquidity, last_qty, last_px, fee,
                        realized_after - coalesce(lag(realized_after) OVER (
                            PARTITION BY strategy_id, account_id, symbol ORDER BY seq), 0)
                            AS realized_delta
-                FROM b)
+                FROM ({before} SELECT {cols}, realized_after FROM events {where_all}) b)
         SELECT coalesce(liquidity, 'unknown') AS liquidity, count(*) AS fills,
                sum(last_qty) AS qty, sum(last_qty * last_px) AS notional,
                sum(coalesce(fee, 0)) AS fees, sum(realized_delta) AS realized_gross
         FROM f {window}
         GROUP BY 1 ORDER BY 1
     """
-    rows: list[dict[str, Any]] = store.query(sql, [*params_all, *wparams]).to_pylist()
+    rows: list[dict[str, Any]] = store.query(sql, [*bparams, *params_all, *wparams]).to_pylist()
     return rows
 
 
@@ -192,7 +195,7 @@ def equity_curve(
         WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL
     """
     if s.dialect == "duckdb":
-        return _equity_rows_duckdb(store, where, params, start, end, interval_ns)
+        return _equity_rows_duckdb(store, flt, start, end, interval_ns)
     else:
 
         def first_after(ts: str) -> str:
@@ -259,28 +262,33 @@ them (an exact re-run): it saves the scan of all earlier quotes, never changes a
 
 
 def _equity_rows_duckdb(
-    store: Store, where: str, params: list[Any], start: int, end: int, interval: int
+    store: Store, flt: EventFilter, start: int, end: int, interval: int
 ) -> list[dict[str, Any]]:
     """The changes and marks by grid bucket from DuckDB (one query: both scans run in
     parallel), the running sums over the grid in numpy: no cross join of every strategy ×
-    symbol with every grid point, no window over it."""
+    symbol with every grid point, no window over it. The state before ``start`` comes from
+    the hourly checkpoints (not from every earlier fill)."""
     k_max = max(-(-(end - start) // interval), 1)
     lookback = max(EQUITY_MARK_LOOKBACK_NS, interval)
-    table = store.query(_equity_duckdb(where, start, interval, k_max, lookback), params)
+    where, params = _fill_filter(store, flt, end, start=start)
+    kwhere, kparams = _key_filter(store, flt)
+    state, sparams = checkpoints.state_before_sql(store.sql, kwhere, kparams, start)
+    params = [*params, *sparams]
+    table = store.query(_equity_duckdb(where, state, start, interval, k_max, lookback), params)
     rows = _equity_from_buckets(table, start, interval, k_max)
     if any(r["unrealized"] is None for r in rows):  # maybe a mark older than the lookback
-        table = store.query(_equity_duckdb(where, start, interval, k_max, None), params)
+        table = store.query(_equity_duckdb(where, state, start, interval, k_max, None), params)
         rows = _equity_from_buckets(table, start, interval, k_max)
     return rows
 
 
 def _equity_duckdb(
-    fill_where: str, start: int, interval: int, k_max: int, lookback: int | None
+    fill_where: str, state: str, start: int, interval: int, k_max: int, lookback: int | None
 ) -> str:
     """Rows ``part = 0``: per strategy × symbol × grid bucket k, the sums of the per-fill
     changes (in ``seq`` order within each strategy × account × symbol) of position, cost
-    basis (Σ position × avg cost), net realised PnL and the count of open keys; before the
-    window only each key's last state matters (no sort needed). Rows ``part = 1``: per
+    basis (Σ position × avg cost), net realised PnL and the count of open keys, starting
+    from each key's ``state`` before the window (bucket 1). Rows ``part = 1``: per
     symbol and bucket, the last two-sided mid. Grid point k (1…K) is ``start + k ×
     interval`` and sees the fills and quotes strictly before it (earlier ones: k = 1)."""
     bucket = f"greatest((ts - {start}) // {interval} + 1, 1)"
@@ -291,13 +299,13 @@ def _equity_duckdb(
                        coalesce(pos_after * avg_cost_after, 0) AS cost,
                        realized_after - fees_after AS rn
                 FROM events {fill_where}),
-             ch AS (SELECT strategy_id, account_id, symbol, max(seq) AS seq, 1 AS k,
-                           arg_max(pos, seq) AS pos, arg_max(cost, seq) AS cost,
-                           arg_max(rn, seq) AS rn
-                    FROM fl WHERE ts < {start} GROUP BY strategy_id, account_id, symbol
+             ch AS (SELECT strategy_id, account_id, symbol, seq, {bucket} AS k,
+                           pos, cost, rn FROM fl
                     UNION ALL
-                    SELECT strategy_id, account_id, symbol, seq, {bucket} AS k,
-                           pos, cost, rn FROM fl WHERE ts >= {start}),
+                    SELECT strategy_id, account_id, symbol, seq, 1 AS k, pos_after AS pos,
+                           coalesce(pos_after * avg_cost_after, 0) AS cost,
+                           realized_after - fees_after AS rn
+                    FROM ({state}) s),
              d AS (SELECT strategy_id, symbol, k,
                           pos - coalesce(lag(pos) OVER w, 0) AS dpos,
                           cost - coalesce(lag(cost) OVER w, 0) AS dcost,
@@ -331,11 +339,10 @@ def _equity_from_buckets(
     if changes.num_rows == 0:
         return []
     quotes = table.filter(pc.equal(table.column("part"), 1))
-    symbols = quotes.column("symbol").to_pylist()
-    index = {y: i for i, y in enumerate(sorted(set(symbols)))}
+    rows, symbols = _codes(quotes.column("symbol"))
+    index = {y: i for i, y in enumerate(symbols)}
     marks = np.full((len(index), k_max), np.nan)
     if index:
-        rows = np.array([index[y] for y in symbols], dtype=np.int64)
         k = quotes.column("k").to_numpy().astype(np.int64)
         marks[rows, k - 1] = quotes.column("mid").to_numpy(zero_copy_only=False)
         # carried forward: the column of the latest mark so far (column 0 = NaN if none)
