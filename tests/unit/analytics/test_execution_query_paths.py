@@ -26,12 +26,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from tests.unit.analytics.generated import replay_generated
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
 from tradelog.storage.queries import latency as lat
+from tradelog.storage.queries import markouts as mk
 from tradelog.storage.queries import quality as qual
 from tradelog.storage.queries import tca
 
@@ -240,17 +244,104 @@ def _markouts_python(store: DuckDBStore, flt: EventFilter) -> dict[str | None, d
     return out
 
 
-def test_markouts_match_python_asof(store: DuckDBStore) -> None:
+@pytest.mark.parametrize("max_quotes", [mk.MAX_QUOTES, -1], ids=["numpy", "sql_asof"])
+def test_markouts_match_python_asof(store: DuckDBStore, max_quotes: int) -> None:
+    """Both paths: the NumPy one and the SQL as-of join (used over ``max_quotes``)."""
     for flt in _windows(store):
         got = {
             None if r["g_liquidity"] == 1 else f"liq={r['liquidity']}": {
                 k: v for k, v in r.items() if k.split("_")[0] in ("n", "mean", "median")
             }
-            for r in tca.markouts(store, flt)
+            for r in tca.markouts(store, flt, max_quotes=max_quotes)
         }
         want = _markouts_python(store, flt)
         want.setdefault(None, got.get(None, {}))
         assert _close(got, want), flt
+
+
+def _same_markouts(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> bool:
+    """Same rows; counts, ``missing`` and medians exactly, means to 1e-12 relative (the
+    order of summation differs, as between two runs of DuckDB's parallel ``avg``)."""
+    if [(r["g_liquidity"], r["liquidity"]) for r in got] != [
+        (r["g_liquidity"], r["liquidity"]) for r in want
+    ]:
+        return False
+    for a, b in zip(got, want, strict=True):
+        if a.keys() != b.keys():
+            return False
+        for k in a:
+            if k.startswith("mean_") and a[k] is not None and b[k] is not None:
+                if not math.isclose(a[k], b[k], rel_tol=1e-12, abs_tol=1e-12):
+                    return False
+            elif a[k] != b[k]:
+                return False
+    return True
+
+
+def test_markouts_numpy_matches_sql_asof(store: DuckDBStore) -> None:
+    """The NumPy path against the SQL as-of join it replaces, field by field (the stores
+    have no two quotes of a symbol at one ts, where the SQL join picks any)."""
+    for flt in [*_windows(store), EventFilter(symbol="MSFT"), EventFilter(venue="XNAS")]:
+        got = tca.markouts(store, flt)
+        want = tca.markouts(store, flt, max_quotes=-1)
+        assert _same_markouts(got, want), (flt, got, want)
+
+
+def test_markouts_numpy_on_a_writable_store(store_paths: dict[str, Path]) -> None:
+    """A store open for writing scans without preserving insertion order: same answers."""
+    s = DuckDBStore(str(store_paths["reversed"]))
+    try:
+        for flt in _windows(s):
+            assert _same_markouts(tca.markouts(s, flt), tca.markouts(s, flt, max_quotes=-1))
+    finally:
+        s.close()
+
+
+def test_markouts_quote_cap(store: DuckDBStore) -> None:
+    """Over ``max_quotes`` quotes to read, the NumPy path gives up (the SQL join answers)."""
+    fills, params = tca._fills_cte(store, EventFilter())
+    n = store.query(f"SELECT count(*) AS n FROM events WHERE {mk.QUOTE_WHERE}").to_pylist()[0]
+    args = (store, fills, params, tca.MARKOUT_HORIZONS_S, NS, None)
+    assert n["n"] > 0
+    assert mk.markout_groups(*args, max_quotes=n["n"] - 1) is None
+    assert mk.markout_groups(*args, max_quotes=n["n"]) is not None
+
+
+def test_seq_order() -> None:
+    """Rows put in seq order: none needed; blocks out of order; interleaved runs; rows
+    without seq first, by row id."""
+
+    def order(seq: list[int | None], rid: list[int]) -> list[int]:
+        fix = mk._seq_order(pa.chunked_array([pa.array(seq, pa.int64())]),
+                            pa.chunked_array([pa.array(rid, pa.int64())]))  # fmt: skip
+        x = np.arange(len(seq))
+        return (x if fix is None else fix(x)).tolist()
+
+    assert mk._seq_order(pa.chunked_array([pa.array([1, 2, 5])]),
+                         pa.chunked_array([pa.array([0, 1, 2])])) is None  # fmt: skip
+    assert order([4, 5, 6, 1, 2, 3], [3, 4, 5, 0, 1, 2]) == [3, 4, 5, 0, 1, 2]
+    assert order([1, 4, 2, 5, 3, 6], [0, 3, 1, 4, 2, 5]) == [0, 2, 4, 1, 3, 5]
+    assert order([3, None, 1, None, 2], [0, 4, 1, 2, 3]) == [3, 1, 2, 4, 0]
+    assert order([2, 2, 1], [1, 0, 2]) == [2, 1, 0]
+
+
+def test_median_is_duckdb_quantile_cont() -> None:
+    """The NumPy median is DuckDB's ``quantile_cont(x, 0.5)`` to the bit (NaN sorts last)."""
+    rng = np.random.default_rng(3)
+    con = duckdb.connect()
+    try:
+        for i in range(300):
+            x = rng.standard_normal(int(rng.integers(1, 60))) * 10.0 ** rng.integers(-3, 6)
+            if i % 10 == 0:
+                x[0] = np.nan if i % 20 else np.inf
+            want = con.execute(
+                "SELECT quantile_cont(v, 0.5) FROM (SELECT unnest(?::DOUBLE[]) v)", [x.tolist()]
+            ).fetchone()
+            got = mk._median(x)
+            assert want is not None and got is not None
+            assert (math.isnan(got) and math.isnan(want[0])) or got == want[0], (x, got, want)
+    finally:
+        con.close()
 
 
 def test_markouts_without_fills_has_overall_row(store: DuckDBStore) -> None:

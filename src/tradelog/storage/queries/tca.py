@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from tradelog.analytics.stats import QUANTILES
 from tradelog.storage.base import EventFilter, Store
+from tradelog.storage.queries import markouts as mk
 
 MARKOUT_HORIZONS_S: Final = (1, 5, 30, 60)
 GROUPS: Final = ("venue", "strategy_id", "symbol", "liquidity")
@@ -99,10 +100,7 @@ MARKOUT_LOOKBACK_NS: Final = 60 * NS
 not found in that range (no quote of its symbol since) triggers an exact re-run over all
 quotes, so the bound only saves time, it never changes a result."""
 
-_QUOTES: Final = (
-    "SELECT symbol, ts, (bid + ask) / 2 AS mid FROM events "
-    "WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL"
-)
+_QUOTES: Final = f"SELECT symbol, ts, (bid + ask) / 2 AS mid FROM events WHERE {mk.QUOTE_WHERE}"
 
 
 def _bounds(flt: EventFilter) -> tuple[int, int | None] | None:
@@ -175,11 +173,23 @@ def _markout_sql(store: Store, fills: str, bounds: tuple[int, int | None] | None
     return f"WITH f AS ({fills}) SELECT f.*, {', '.join(cols)}, false AS missing FROM f"
 
 
-def markouts(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
+def markouts(
+    store: Store, flt: EventFilter, max_quotes: int = mk.MAX_QUOTES
+) -> list[dict[str, Any]]:
     """Mean and median markout per horizon, overall and by liquidity (bps, positive = the
-    price moved our way after the fill)."""
+    price moved our way after the fill).
+
+    DuckDB: computed in NumPy (``markouts.markout_groups``: same answers, several quotes
+    of a symbol at one ts resolved to the last in seq order) unless over ``max_quotes``
+    quotes are to be read, then by the SQL as-of join below, which can spill to disk."""
     s = store.sql
     fills, params = _fills_cte(store, flt)
+    if s.dialect == "duckdb":
+        by_h = mk.markout_groups(
+            store, fills, params, MARKOUT_HORIZONS_S, NS, _bounds(flt), max_quotes
+        )
+        if by_h is not None:
+            return _markout_rows(by_h)
     if s.dialect != "duckdb":
         base = _markout_sql(store, fills)
         parts = []
