@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from tradelog.analytics.stats import QUANTILES, log_histogram, summary
 from tradelog.api.deps import ApiContext, Ctx, Window
-from tradelog.api.export import Format, csv_response
+from tradelog.api.export import Format, csv_response, json_response
 from tradelog.model.timefmt import ns_to_iso, ns_to_iso_many
 from tradelog.storage.base import EventFilter
 from tradelog.storage.queries import fills as fill_q
@@ -184,8 +184,8 @@ def fills(
     rows = tca.fill_rows(ctx.store, window, limit)
     if format == "csv":
         return csv_response(rows, "fills", tca.FILL_ROW_COLUMNS)
-    return {"window": window_info(window), "sign_convention": SLIPPAGE_SIGN,
-            "count": len(rows), "fills": rows}  # fmt: skip
+    return json_response({"window": window_info(window), "sign_convention": SLIPPAGE_SIGN,
+                          "count": len(rows), "fills": rows})  # fmt: skip
 
 
 @router.get("/orders", response_model=None)
@@ -200,8 +200,8 @@ def orders(
     rows = tca.order_rows(ctx.store, window, limit)
     if format == "csv":
         return csv_response(rows, "orders", tca.ORDER_ROW_COLUMNS)
-    return {"window": window_info(window), "sign_convention": SLIPPAGE_SIGN,
-            "count": len(rows), "orders": rows}  # fmt: skip
+    return json_response({"window": window_info(window), "sign_convention": SLIPPAGE_SIGN,
+                          "count": len(rows), "orders": rows})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- fill rates
@@ -306,8 +306,8 @@ def positions(
     rows = _position_rows(ctx, window, window.end)
     if format == "csv":
         return csv_response(rows, "positions", POSITION_COLUMNS)
-    return {"window": window_info(window), "convention": PNL_CONVENTION,
-            "venue_scope": VENUE_SCOPE, "positions": rows}  # fmt: skip
+    return json_response({"window": window_info(window), "convention": PNL_CONVENTION,
+                          "venue_scope": VENUE_SCOPE, "positions": rows})  # fmt: skip
 
 
 def _sum(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -403,24 +403,25 @@ def round_trips(
     rows = pnl_q.round_trip_rows(ctx.store, window, limit)
     if format == "csv":
         return csv_response(rows, "round_trips", pnl_q.ROUND_TRIP_COLUMNS)
-    return {"window": window_info(window), "venue_scope": VENUE_SCOPE, "count": len(rows),
-            "round_trips": rows}  # fmt: skip
+    return json_response({"window": window_info(window), "venue_scope": VENUE_SCOPE,
+                          "count": len(rows), "round_trips": rows})  # fmt: skip
 
 
 MAX_POINTS = 2000
 
 
-@router.get("/equity_curve")
+@router.get("/equity_curve", response_model=None)
 def equity_curve(
     ctx: Ctx,
     window: Window,
     interval_s: Annotated[float, Query(gt=0, allow_inf_nan=False)] = 1.0,
-) -> dict[str, Any]:
+) -> Response:
     """Total PnL (realized net of fees + unrealized) on an event-time grid, per strategy and
     overall. The interval grows (stated in the payload) to keep at most 2,000 points."""
     span = ctx.store.query("SELECT min(ts) AS a, max(ts) AS b FROM events").to_pylist()[0]
     if span["a"] is None:
-        return {"window": window_info(window), "interval_s": interval_s, "points": []}
+        return json_response({"window": window_info(window), "interval_s": interval_s,
+                              "points": []})  # fmt: skip
     start = window.start if window.start is not None else int(span["a"])
     end = window.end if window.end is not None else int(span["b"]) + 1
     interval = max(int(interval_s * 1e9), 1)
@@ -438,13 +439,13 @@ def equity_curve(
         p["total_pnl"] = None if total is None or p["total_pnl"] is None else p["total_pnl"] + total
     for p, iso in zip(points.values(), ns_to_iso_many(list(points)), strict=True):
         p["ts_iso"] = iso
-    return {
+    return json_response({
         "window": window_info(window),
         "interval_s": interval / 1e9,
         "convention": PNL_CONVENTION,
         "venue_scope": VENUE_SCOPE,
         "points": [points[t] for t in sorted(points)],
-    }
+    })  # fmt: skip
 
 
 @router.get("/reconciliation", response_model=None)
@@ -461,5 +462,5 @@ def reconciliation(
     if format == "csv":
         return csv_response(rows, "reconciliation", pnl_q.RECONCILIATION_COLUMNS)
     flagged = sum(1 for r in rows if r["anomaly_types"] and "mismatch" in r["anomaly_types"])
-    return {"window": window_info(window), "count": len(rows), "flagged": flagged,
-            "rows": rows}  # fmt: skip
+    return json_response({"window": window_info(window), "count": len(rows),
+                          "flagged": flagged, "rows": rows})  # fmt: skip

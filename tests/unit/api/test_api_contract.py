@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from tests.unit.analytics.test_golden_execution import ENGINE, at
 from tradelog.api.app import create_app
+from tradelog.api.export import json_response
 from tradelog.app import open_store, plan_replay, replay
 from tradelog.config import Config, SourceConfig
 
@@ -223,3 +225,12 @@ def test_openapi_documents_every_analysis_with_window_and_filters(client: TestCl
     for path in CSV:
         names = {p["name"] for p in doc["paths"][f"/log_stream/{path}"]["get"]["parameters"]}
         assert "format" in names
+
+
+def test_json_response_encodes_as_the_default_path() -> None:
+    """The tables encoded by ``json_response`` (msgspec) read back as FastAPI's default
+    encoding would give them; a float that is not a number becomes null."""
+    payload = {"rows": [{"a": 1, "b": 0.1 + 0.2, "c": None, "d": "é", "e": [1.5, -2e-7]}],
+               "n": 2**62, "nan": float("nan")}  # fmt: skip
+    body = json.loads(json_response(payload).body)
+    assert body == {**payload, "nan": None}
