@@ -143,7 +143,8 @@ class DuckDBStore(SharedReads):
         trips = (
             structs_to_arrow(batch.round_trips, ROUND_TRIP_SCHEMA) if batch.round_trips else None
         )
-        checkpoints = position_checkpoints.batch_rows(batch.events)
+        checkpoint_rows = position_checkpoints.batch_rows(batch.events)
+        checkpoints = position_checkpoints.as_table(checkpoint_rows) if checkpoint_rows else None
         now = time.time_ns()
         with self._lock:
             con = self._con

@@ -56,9 +56,9 @@ def _hour_sql(ts: str) -> str:
     return f"({ts} - (({ts} % {HOUR_NS}) + {HOUR_NS}) % {HOUR_NS})"
 
 
-def batch_rows(events: list[Event]) -> pa.Table | None:
-    """The checkpoint rows of one batch: per key and hour, its fills' highest ``seq`` state
-    and latest ``ts``; None without fills that carry a position."""
+def batch_rows(events: list[Event]) -> list[list[Any]]:
+    """The checkpoint rows (``COLUMNS``) of one batch: per key and hour, its fills' highest
+    ``seq`` state and latest ``ts``; empty without fills that carry a position."""
     best: dict[tuple[str, int], list[Any]] = {}
     for ev in events:
         if ev.kind is not EventKind.FILL or ev.pos_after is None:
@@ -76,9 +76,12 @@ def batch_rows(events: list[Event]) -> pa.Table | None:
             row[5] = ev.seq
             row[7:] = [ev.pos_after, ev.avg_cost_after, ev.realized_after, ev.fees_after,
                        ev.last_px]  # fmt: skip
-    if not best:
-        return None
-    columns = list(zip(*best.values(), strict=True))
+    return list(best.values())
+
+
+def as_table(rows: list[list[Any]]) -> pa.Table:
+    """``batch_rows`` as Arrow (for DuckDB's insert from a registered table)."""
+    columns = list(zip(*rows, strict=True))
     return pa.Table.from_arrays(
         [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)],
         schema=SCHEMA,

@@ -583,12 +583,9 @@ class PostgresStore(SharedReads):
             rows = [msgspec.structs.astuple(t) for t in batch.round_trips]
             self._copy(cur, "round_trips", ROUND_TRIP_SCHEMA, rows)
         checkpoints = position_checkpoints.batch_rows(batch.events)
-        if checkpoints is not None:
-            marks = ", ".join("%s" for _ in checkpoints.column_names)
-            cur.executemany(
-                position_checkpoints.upsert_sql(f"VALUES ({marks})"),
-                list(zip(*checkpoints.to_pydict().values(), strict=True)),
-            )
+        if checkpoints:
+            marks = ", ".join("%s" for _ in position_checkpoints.COLUMNS)
+            cur.executemany(position_checkpoints.upsert_sql(f"VALUES ({marks})"), checkpoints)
         self._write_positions(cur, batch, now, dropped_events, dropped_rejects)
         # one pipelined executemany per statement (row order kept; neither statement reads
         # the other's table, so upserting all alerts before their history rows is the same)
