@@ -20,6 +20,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from tradelog.model.events import Event, EventKind
+from tradelog.storage.base import EventFilter
 from tradelog.storage.sql import Sql
 
 HOUR_NS: Final = 3600 * 1_000_000_000
@@ -121,29 +122,29 @@ def rebuild_statements(sql: Sql) -> list[str]:
     return [f"DELETE FROM {TABLE}", backfill_sql(sql)]
 
 
-def state_before_sql(
-    sql: Sql, where: str, params: list[Any], before: int | None
-) -> tuple[str, list[Any]]:
+def state_before_sql(sql: Sql, flt: EventFilter, before: int | None) -> tuple[str, list[Any]]:
     """A query of the state per strategy × account × symbol after its last fill with
     ``ts < before`` (all fills when None): ``strategy_id, account_id, symbol, seq, ts``
-    (latest fill time) and ``STATE``. ``where`` is a filter on symbol/strategy/account
-    (a ``WHERE …`` without time bounds, or empty) applied to checkpoints and fills alike."""
-    cond = where.removeprefix("WHERE ").strip()
-    extra = f" AND {cond}" if cond else ""
+    (latest fill time) and ``STATE``. Of ``flt`` only the symbol, strategy and account
+    apply (positions span venues; the time is ``before``)."""
+    keys = EventFilter(symbol=flt.symbol, strategy=flt.strategy, account=flt.account)
     cols = f"strategy_id, account_id, symbol, seq, ts, {', '.join(STATE)}"
     p = sql.p
     if before is None:
-        parts = f"SELECT {cols} FROM {TABLE} WHERE true{extra}"
-        all_params = list(params)
+        where, params = sql.where(keys)
+        parts = f"SELECT {cols} FROM {TABLE} {where}"
     else:
         hour = hour_of(before)
+        where_cp, params_cp = sql.where(keys, extra=[f"hour < {p}"])
+        where_ev, params_ev = sql.where(
+            keys, extra=["kind = 'fill'", "pos_after IS NOT NULL", f"ts >= {p}", f"ts < {p}"]
+        )
         parts = f"""
-            SELECT {cols} FROM {TABLE} WHERE hour < {p}{extra}
+            SELECT {cols} FROM {TABLE} {where_cp}
             UNION ALL
-            SELECT {cols} FROM events
-            WHERE kind = 'fill' AND pos_after IS NOT NULL AND ts >= {p} AND ts < {p}{extra}
+            SELECT {cols} FROM events {where_ev}
         """
-        all_params = [hour, *params, hour, before, *params]
+        params = [hour, *params_cp, hour, before, *params_ev]
     state = ", ".join(f"{sql.arg_max_row(c, 'seq')} AS {c}" for c in STATE)
     return (
         f"""
@@ -151,5 +152,5 @@ def state_before_sql(
         FROM ({parts}) cp
         GROUP BY strategy_id, account_id, symbol
     """,
-        all_params,
+        params,
     )

@@ -71,8 +71,7 @@ def reference_state(store: Store, before: int | None) -> list[dict[str, Any]]:
 
 
 def checkpoint_state(store: Store, before: int | None, **flt: str) -> list[dict[str, Any]]:
-    where, params = store.sql.where(EventFilter(**flt))
-    sql, params = cp.state_before_sql(store.sql, where, params, before)
+    sql, params = cp.state_before_sql(store.sql, EventFilter(**flt), before)
     return sorted(store.query(sql, params).to_pylist(), key=repr)
 
 

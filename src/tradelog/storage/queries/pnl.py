@@ -48,18 +48,10 @@ def _fill_filter(
     )
 
 
-def _key_filter(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
-    """The symbol/strategy/account filters of a window (positions span venues)."""
-    return store.sql.where(
-        EventFilter(symbol=flt.symbol, strategy=flt.strategy, account=flt.account)
-    )
-
-
 def positions_at(store: Store, flt: EventFilter, end: int | None) -> list[dict[str, Any]]:
     """Per strategy × account × symbol, the state after the last fill before ``end`` (from
     the hourly checkpoints and the fills of ``end``'s own hour)."""
-    where, params = _key_filter(store, flt)
-    state, params = checkpoints.state_before_sql(store.sql, where, params, end)
+    state, params = checkpoints.state_before_sql(store.sql, flt, end)
     sql = f"""
         SELECT strategy_id, account_id, symbol, pos_after AS position,
                avg_cost_after AS avg_cost, realized_after AS realized_gross,
@@ -139,8 +131,7 @@ def liquidity_split(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
     before = ""
     bparams: list[Any] = []
     if flt.start is not None:  # carried-in state only; ts NULL keeps these rows out below
-        kwhere, kparams = _key_filter(store, flt)
-        state, bparams = checkpoints.state_before_sql(store.sql, kwhere, kparams, flt.start)
+        state, bparams = checkpoints.state_before_sql(store.sql, flt, flt.start)
         before = f"""
             SELECT strategy_id, account_id, symbol, seq, CAST(NULL AS BIGINT) AS ts,
                    CAST(NULL AS VARCHAR) AS venue, CAST(NULL AS VARCHAR) AS liquidity,
@@ -271,8 +262,7 @@ def _equity_rows_duckdb(
     k_max = max(-(-(end - start) // interval), 1)
     lookback = max(EQUITY_MARK_LOOKBACK_NS, interval)
     where, params = _fill_filter(store, flt, end, start=start)
-    kwhere, kparams = _key_filter(store, flt)
-    state, sparams = checkpoints.state_before_sql(store.sql, kwhere, kparams, start)
+    state, sparams = checkpoints.state_before_sql(store.sql, flt, start)
     params = [*params, *sparams]
     table = store.query(_equity_duckdb(where, state, start, interval, k_max, lookback), params)
     rows = _equity_from_buckets(table, start, interval, k_max)
