@@ -35,9 +35,10 @@ from tradelog.app import open_store
 from tradelog.config import StoreConfig
 from tradelog.storage import position_checkpoints
 from tradelog.storage.duckdb_store import DuckDBStore
+from tradelog.storage.schema import orders_end_mid_sql
 from tradelog.storage.sql import Sql
 
-GENERATOR_VERSION = 3  # 3: hourly position checkpoints
+GENERATOR_VERSION = 4  # 3: hourly position checkpoints; 4: orders keep their end mid
 T0 = 1_705_276_800 * 10**9  # 2024-01-15T00:00:00Z
 DAY = 86_400 * 10**9
 SYMBOLS, VENUES, STRATEGIES = 20, 4, 6
@@ -266,6 +267,7 @@ def build(path: Path, n_events: int) -> None:
         FROM range(3000) r(i)
     """)
     con.execute(position_checkpoints.backfill_sql(Sql("duckdb")))  # as migration 5 does
+    con.execute(orders_end_mid_sql(Sql("duckdb")))  # as migration 6 does
     total = con.execute("SELECT count(*) FROM events").fetchone()
     n = int(total[0]) if total else 0
     con.execute(f"""

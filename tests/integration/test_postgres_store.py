@@ -240,6 +240,8 @@ def test_the_version_4_layout_applies_to_a_version_3_store(url: str) -> None:
         conn.execute("CREATE INDEX events_order_id ON events (order_id)")
         conn.execute("ALTER TABLE state_snapshots ALTER COLUMN data SET COMPRESSION pglz")
         conn.execute(f"DROP TABLE {position_checkpoints.TABLE}")
+        for col in ("mid_end", "mid_end_ts"):  # version 6
+            conn.execute(f"ALTER TABLE orders DROP COLUMN {col}")
         conn.execute("DELETE FROM schema_migrations WHERE version >= 4")
     store = PostgresStore(url)
     try:

@@ -68,6 +68,8 @@ def order_view(events: list[Event]) -> dict[str, Any] | None:
         "arrival_ts": order.arrival_ts,
         "slippage_bps": order.slippage_bps,
         "slippage_convention": SLIPPAGE_CONVENTION,
+        "mid_end": order.mid_end,
+        "mid_end_ts": order.mid_end_ts,
         "reject_reason": order.reject_reason,
         "ts_new": order.ts_new,
         "ts_last": order.ts_last,

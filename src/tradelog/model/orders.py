@@ -59,6 +59,8 @@ class OrderState:
         "fill_latency_ms",
         "filled_qty",
         "maker_qty",
+        "mid_end",
+        "mid_end_ts",
         "n_fills",
         "notional",
         "order_id",
@@ -119,6 +121,11 @@ class OrderState:
         self.taker_qty = 0.0
         self.arrival_mid: float | None = None
         self.arrival_ts: int | None = None
+        # the mid (and its quote's time) of the market context of the order's last event
+        # (the latest in event time, then in processing order, that has one): the end
+        # benchmark of the unfilled part's opportunity cost
+        self.mid_end: float | None = None
+        self.mid_end_ts: int | None = None
         self.slip_sum = 0.0  # Σ last_qty × slippage_bps over fills that have one
         self.slip_qty = 0.0
         self.reject_reason: str | None = None
@@ -168,7 +175,9 @@ class OrderState:
         ts = ev.ts
         issue: str | None = None
         was_terminal = self.status in TERMINAL_STATUSES
-        self.ts_last = max(self.ts_last, ts)
+        if ts >= self.ts_last:
+            self._note_end_quote(ev, later=ts > self.ts_last)
+            self.ts_last = ts
         if kind is EventKind.ORDER_NEW:
             if self.ts_new is not None:
                 issue = DUPLICATE_NEW
@@ -229,6 +238,17 @@ class OrderState:
             else:
                 self.status = OrderStatus.EXPIRED
         return issue
+
+    def _note_end_quote(self, ev: Event, later: bool) -> None:
+        """The end mid from the market context of an event at (``later``: after) the
+        order's last time: its quote when it has a two-sided one; an event later than
+        any before it without one leaves the order with no end mid."""
+        bid, ask = ev.mkt_bid, ev.mkt_ask
+        if bid is not None and ask is not None:
+            self.mid_end = (bid + ask) / 2.0
+            self.mid_end_ts = ev.mkt_ts
+        elif later:
+            self.mid_end = self.mid_end_ts = None
 
     def _apply_fill(self, ev: Event, was_terminal: bool) -> str | None:
         """A fill whose exec_id the order already has is the same execution logged twice:
@@ -311,6 +331,8 @@ class OrderRecord(msgspec.Struct, kw_only=True, gc=False):
     arrival_ts: int | None
     slippage_bps: float | None
     reject_reason: str | None
+    mid_end: float | None
+    mid_end_ts: int | None
 
 
 def order_record(state: OrderState) -> OrderRecord:
@@ -349,4 +371,6 @@ def order_record(state: OrderState) -> OrderRecord:
         arrival_ts=state.arrival_ts,
         slippage_bps=state.slippage_bps,
         reject_reason=state.reject_reason,
+        mid_end=state.mid_end,
+        mid_end_ts=state.mid_end_ts,
     )

@@ -199,6 +199,29 @@ _CHECKPOINTS_V5: Final[Columns] = (
     ("last_px", "float"),
 )  # fmt: skip
 
+_ORDERS_V6_ADDED: Final[Columns] = (("mid_end", "float"), ("mid_end_ts", "int"))
+
+
+def orders_end_mid_sql(sql: Sql) -> str:
+    """The end mid of the orders already stored, by the rule the pipeline now applies as it
+    goes (``OrderState``): the market context of the order's latest event at its
+    ``ts_done`` (highest seq) that has a two-sided one. Orders without such an event keep
+    null, as the analyses computed it from the events before this version."""
+    return f"""
+        UPDATE orders SET mid_end = (t.bid + t.ask) / 2, mid_end_ts = t.mkt_ts
+        FROM (SELECT e.root_order_id, e.ts,
+                     {sql.arg_max("e.mkt_bid", "e.seq")} AS bid,
+                     {sql.arg_max("e.mkt_ask", "e.seq")} AS ask,
+                     {sql.arg_max("e.mkt_ts", "e.seq")} AS mkt_ts
+              FROM events e
+              WHERE e.root_order_id IS NOT NULL AND e.seq IS NOT NULL
+                    AND e.mkt_bid IS NOT NULL AND e.mkt_ask IS NOT NULL
+                    AND EXISTS (SELECT 1 FROM orders o
+                                WHERE o.order_id = e.root_order_id AND o.ts_done = e.ts)
+              GROUP BY e.root_order_id, e.ts) t
+        WHERE t.root_order_id = orders.order_id AND t.ts = orders.ts_done
+    """
+
 
 def create_table(dialect: Dialect, name: str, columns: Columns, primary_key: str = "") -> str:
     types = _TYPES[dialect]
@@ -259,6 +282,17 @@ def migrations(dialect: Dialect) -> list[tuple[int, str, list[str]]]:
                 position_checkpoints.backfill_sql(Sql(dialect)),
             ],
         ),
+        (
+            6,
+            "orders keep their end mid (opportunity cost without a join over the events)",
+            [
+                *(
+                    f'ALTER TABLE orders ADD COLUMN "{col}" {_TYPES[dialect][kind]}'
+                    for col, kind in _ORDERS_V6_ADDED
+                ),
+                orders_end_mid_sql(Sql(dialect)),
+            ],
+        ),
     ]
 
 
@@ -269,7 +303,7 @@ def current_columns() -> dict[str, list[str]]:
         "round_trips": [c for c, _ in _ROUND_TRIPS_V2],
         "rejects": [c for c, _ in _REJECTS_V1],
         "anomalies": [c for c, _ in _ANOMALIES_V1],
-        "orders": [c for c, _ in _ORDERS_V1],
+        "orders": [c for c, _ in (*_ORDERS_V1, *_ORDERS_V6_ADDED)],
         "alerts": [c for c, _ in _ALERTS_V3],
         "alert_history": [c for c, _ in _ALERT_HISTORY_V3],
         "account_profiles": [c for c, _ in _PROFILES_V3],

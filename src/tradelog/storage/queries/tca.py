@@ -280,58 +280,14 @@ def fill_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]
         bounds = None
 
 
-def _orders_cte(
-    store: Store, flt: EventFilter, limit: int | None = None, unfilled_only: bool = False
-) -> tuple[str, list[Any]]:
-    """Finished orders in the window (by the time they finished) with the mid at that
-    time for the opportunity cost of the unfilled part, from the same book as the arrival
-    mid: the order's own venue when that venue has quotes, else any venue of the symbol.
+def _orders_cte(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
+    """Finished orders in the window (by the time they finished) with their shortfall.
 
-    DuckDB reads it from the market context enrich stored on the order's last event (the
-    as-of quote at ``ts_done`` by that very rule), which is a hash join on the window's
-    events instead of an as-of join over every quote. ``unfilled_only``: the mid only
-    for orders with an unfilled part (the only ones whose shortfall uses it)."""
-    s = store.sql
-    where, params = s.where(flt, alias="o", ts="ts_done")
-    if s.dialect == "duckdb":
-        first = f"SELECT * FROM orders o {where}"
-        ev_start, ev_end = flt.start, flt.end
-        if limit is not None:  # the first orders by ts_done: only their events are read
-            first += f" ORDER BY ts_done, order_id LIMIT {int(limit)}"
-            span = store.query(f"SELECT min(ts_done) AS a, max(ts_done) AS b FROM ({first}) x",
-                               params).to_pylist()[0]  # fmt: skip
-            if span["a"] is not None:
-                ev_start, ev_end = span["a"], span["b"] + 1
-        ev_where, ev_params = s.where(
-            EventFilter(start=ev_start, end=ev_end), alias="e",
-            extra=["e.root_order_id IS NOT NULL"],
-        )  # fmt: skip
-        need = "(SELECT order_id, ts_done FROM o WHERE qty > filled_qty)" if unfilled_only else "o"
-        body = f"""
-            WITH o AS ({first}),
-                 t AS (SELECT e.root_order_id, e.ts,
-                              {s.arg_max("e.mkt_bid", "e.seq")} AS bid,
-                              {s.arg_max("e.mkt_ask", "e.seq")} AS ask,
-                              {s.arg_max("e.mkt_ts", "e.seq")} AS mkt_ts
-                       FROM events e SEMI JOIN {need} n
-                            ON e.root_order_id = n.order_id AND e.ts = n.ts_done
-                       {ev_where}
-                       GROUP BY e.root_order_id, e.ts)
-            SELECT o.*, (t.bid + t.ask) / 2 AS mid_end, t.mkt_ts AS mid_end_ts
-            FROM o LEFT JOIN t ON t.root_order_id = o.order_id AND t.ts = o.ts_done
-        """
-        params = [*params, *ev_params]
-    else:
-        quotes = (
-            "SELECT symbol, venue, ts, (bid + ask) / 2 AS mid FROM events "
-            "WHERE kind = 'quote' AND bid IS NOT NULL AND ask IS NOT NULL"
-        )
-        pick = f"""FROM ({quotes}) x WHERE x.symbol = o.symbol AND x.ts <= o.ts_done
-                   ORDER BY (x.venue IS NOT DISTINCT FROM o.venue) DESC, x.ts DESC LIMIT 1"""
-        body = f"""
-            SELECT o.*, (SELECT mid {pick}) AS mid_end, (SELECT ts {pick}) AS mid_end_ts
-            FROM orders o {where}
-        """
+    The opportunity cost of the unfilled part uses the order's end mid, which the
+    pipeline stores with the order (``OrderState.mid_end``: the market context of its last
+    event, the as-of quote at ``ts_done`` from the same book as the arrival mid, i.e. the
+    order's own venue when that venue has quotes, else any venue of the symbol)."""
+    where, params = store.sql.where(flt, alias="o", ts="ts_done")
     shortfall = """
         CASE WHEN arrival_mid > 0 AND qty > 0 AND sgn IS NOT NULL THEN
             (sgn * (notional - arrival_mid * filled_qty) + fees
@@ -344,15 +300,15 @@ def _orders_cte(
                CASE WHEN arrival_mid > 0 AND filled_qty > 0
                     THEN sgn * (notional - arrival_mid * filled_qty) / (arrival_mid * filled_qty)
                          * 1e4 END AS execution_cost_bps
-        FROM (SELECT x.*, CASE side WHEN 'buy' THEN 1 WHEN 'sell' THEN -1 END AS sgn
-              FROM ({body}) x) b
+        FROM (SELECT o.*, CASE o.side WHEN 'buy' THEN 1 WHEN 'sell' THEN -1 END AS sgn
+              FROM orders o {where}) b
     """
     return sql, params
 
 
 def order_summary(store: Store, flt: EventFilter) -> dict[str, Any]:
     s = store.sql
-    orders, params = _orders_cte(store, flt, unfilled_only=True)
+    orders, params = _orders_cte(store, flt)
     sql = f"""
         WITH o AS ({orders})
         SELECT count(*) AS orders,
@@ -370,7 +326,7 @@ def order_summary(store: Store, flt: EventFilter) -> dict[str, Any]:
 
 
 def order_rows(store: Store, flt: EventFilter, limit: int) -> list[dict[str, Any]]:
-    orders, params = _orders_cte(store, flt, limit)
+    orders, params = _orders_cte(store, flt)
     sql = f"""
         WITH o AS ({orders})
         SELECT {", ".join(ORDER_ROW_COLUMNS)}
