@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from tradelog.analytics.stats import QUANTILES
 from tradelog.storage.base import EventFilter, Store
+from tradelog.storage.queries import fill_stats as fs
 from tradelog.storage.queries import markouts as mk
 
 MARKOUT_HORIZONS_S: Final = (1, 5, 30, 60)
@@ -49,12 +50,18 @@ def _fills_cte(store: Store, flt: EventFilter) -> tuple[str, list[Any]]:
     return f"SELECT {_FILL_COLUMNS} FROM events e {where}", params
 
 
-def fill_summaries(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
-    """Overall and by venue/strategy/symbol/liquidity, in one scan."""
+def fill_summaries(store: Store, flt: EventFilter, use_sql: bool = False) -> list[dict[str, Any]]:
+    """Overall and by venue/strategy/symbol/liquidity, in one scan.
+
+    DuckDB: computed in NumPy (``fill_stats.fill_summaries``: one grouping of the fills by
+    all four keys, rolled up; the same answers) unless ``use_sql``; PostgreSQL: the
+    grouping-sets query below."""
     s = store.sql
     fills, params = _fills_cte(store, flt)
-    groups = ", ".join(f"({g})" for g in GROUPS)
     capture = "sgn * (mid_fill - last_px) / mid_fill * 1e4"
+    if s.dialect == "duckdb" and not use_sql:
+        return fs.fill_summaries(store, fills, params, GROUPS, QUANTILES, capture)
+    groups = ", ".join(f"({g})" for g in GROUPS)
     sql = f"""
         WITH f AS ({fills})
         SELECT {", ".join(GROUPS)},
