@@ -21,12 +21,16 @@ pytestmark = pytest.mark.e2e
 
 
 def old_store(path: Path) -> None:
-    """A store as schema version 2 left it: no alert tables."""
+    """A store as schema version 2 left it: no alert tables (3), no position checkpoints (5),
+    no end mid on orders (6)."""
     DuckDBStore(str(path)).close()
     con = duckdb.connect(str(path))
     con.execute("DROP TABLE alerts")
     con.execute("DROP TABLE alert_history")
     con.execute("DROP TABLE account_profiles")
+    con.execute("DROP TABLE position_checkpoints")
+    con.execute("ALTER TABLE orders DROP COLUMN mid_end")
+    con.execute("ALTER TABLE orders DROP COLUMN mid_end_ts")
     con.execute("DELETE FROM schema_migrations WHERE version >= 3")
     con.close()
 

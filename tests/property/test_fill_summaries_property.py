@@ -19,12 +19,9 @@ rest as NaN-aware equality where IEEE makes the result independent of the order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,15 +94,6 @@ def windows(draw: st.DrawFn) -> EventFilter:
         venue=draw(st.sampled_from([None] * 4 + ["X"])),
         strategy=draw(st.sampled_from([None] * 6 + ["s2"])),
     )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
-    s = DuckDBStore(str(Path(tmp_path_factory.mktemp("fill_stats")) / "f.duckdb"))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _load(store: DuckDBStore, rows: list[Fill], quotes: int) -> None:

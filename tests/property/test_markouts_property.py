@@ -21,12 +21,9 @@ it does between two runs of DuckDB's parallel ``avg``)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,15 +104,6 @@ def stores(draw: st.DrawFn) -> tuple[list[Row], list[int | None], EventFilter, b
         venue=draw(st.sampled_from([None] * 4 + ["X"])),
     )  # fmt: skip
     return rows, seq, flt, draw(st.booleans())
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
-    s = DuckDBStore(str(Path(tmp_path_factory.mktemp("markouts")) / "m.duckdb"))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _load(store: DuckDBStore, rows: list[Row], seq: list[int | None]) -> None:

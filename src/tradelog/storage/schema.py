@@ -287,7 +287,7 @@ def migrations(dialect: Dialect) -> list[tuple[int, str, list[str]]]:
             "orders keep their end mid (opportunity cost without a join over the events)",
             [
                 *(
-                    f'ALTER TABLE orders ADD COLUMN "{col}" {_TYPES[dialect][kind]}'
+                    f'ALTER TABLE orders ADD COLUMN IF NOT EXISTS "{col}" {_TYPES[dialect][kind]}'
                     for col, kind in _ORDERS_V6_ADDED
                 ),
                 orders_end_mid_sql(Sql(dialect)),
