@@ -145,7 +145,7 @@ def _same(got: list[dict[str, Any]], want: list[dict[str, Any]], special: bool =
                 assert _same_float(m, v), (key, k, m, v)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(fills(), min_size=0, max_size=40),
     flt=windows(),
@@ -165,7 +165,7 @@ extreme = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(fills(extreme), min_size=1, max_size=30))
 def test_quantiles_of_special_values_match_sql(store: DuckDBStore, rows: list[Fill]) -> None:
     """±inf, NaN, huge and subnormal values: quantiles exactly as DuckDB's (NaN sorts
