@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+import pyarrow as pa
 import pytest
 
 from tests.integration.pg import fresh_database
@@ -424,3 +425,27 @@ def test_restart_on_postgres_continues_exactly_once(
         )
     finally:
         store.close()
+
+
+# ---- reads --------------------------------------------------------------------------------
+
+
+def test_query_batches_yield_the_query_rows_in_batches(url: str) -> None:
+    """A server-side cursor, ``rows`` at a time: the batches make up the query's table (as
+    DuckDB's do), an empty result gives no batch."""
+    sql = "SELECT i, i::text AS t, i / 4.0 AS x FROM generate_series(1, 25) AS i ORDER BY i"
+    store = PostgresStore(url)
+    duck = DuckDBStore(":memory:")
+    try:
+        batches = list(store.query_batches(sql, None, rows=10))
+        assert [b.num_rows for b in batches] == [10, 10, 5]
+        assert pa.Table.from_batches(batches).equals(store.query(sql))
+        assert [
+            b.num_rows for b in duck.query_batches(sql.replace("::text", "::varchar"), None, 10)
+        ] == [10, 10, 5]
+        assert list(store.query_batches("SELECT 1 AS one WHERE false")) == []
+        exact = list(store.query_batches("SELECT i FROM generate_series(1, 20) AS i", rows=10))
+        assert [b.num_rows for b in exact] == [10, 10]
+    finally:
+        store.close()
+        duck.close()

@@ -51,9 +51,7 @@ def latency_analysis(
     request) latency in ms: count, mean, p50/p90/p95/p99/p99.9, max; a log-spaced
     histogram; by venue, strategy, symbol and order type; and a per-minute trend. Negative
     latencies are clock skew: counted in ``negative_excluded``, left out of the figures."""
-    rows = lat.summaries(ctx.store, window, order_type)
-    histogram = lat.histogram(ctx.store, window, order_type)
-    trend = lat.trend(ctx.store, window, order_type)
+    rows, histogram, trend = lat.analysis(ctx.store, window, order_type)
     out: dict[str, Any] = {"window": window_info(window), "unit": "ms", "quantiles": QUANTILES}
     for name, kind in lat.KINDS.items():
         part: dict[str, Any] = {"overall": summary(0, None, None, None, "ms",

@@ -31,7 +31,8 @@ def quality_metrics(ctx: Ctx, window: Window) -> dict[str, Any]:
             "reject_rate": counts["rejects"] / lines if lines else None,
             "duplicate_rate": counts["duplicates"] / lines if lines else None,
         }
-    for r in q.by_source(ctx.store, window):
+    activity = q.source_activity(ctx.store, window)
+    for r in activity.sources:
         entry = sources.setdefault(r["source"], {"all_time": None})
         entry["window"] = {
             "events": r["events"],
@@ -41,7 +42,7 @@ def quality_metrics(ctx: Ctx, window: Window) -> dict[str, Any]:
             "ingest_lag": summary(r["events"], r["lag_mean"], r["lag_q"], r["lag_max"], "ms"),
             "out_of_order": r["out_of_order"],
         }
-    for g in q.gaps(ctx.store, window):
+    for g in activity.gaps:
         entry = sources.setdefault(g["source"], {"all_time": None})
         entry.setdefault("largest_gaps", []).append(
             {

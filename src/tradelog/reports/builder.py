@@ -512,7 +512,8 @@ def _data_quality(store: Store, flt: EventFilter, params: ReportParams) -> dict[
             }
         )
     in_window = []
-    for r in qual.by_source(store, window):
+    activity = qual.source_activity(store, window)
+    for r in activity.sources:
         in_window.append(
             {
                 "source": r["source"],
@@ -546,7 +547,7 @@ def _data_quality(store: Store, flt: EventFilter, params: ReportParams) -> dict[
             "from_iso": _iso(g["gap_start_ns"]),
             "to_iso": _iso(g["gap_end_ns"]),
         }
-        for g in qual.gaps(store, window)
+        for g in activity.gaps
     ]
     recon = pnl_q.reconciliation(store, flt, params.max_rows)
     flagged = [r for r in recon if r["anomaly_types"] and "mismatch" in r["anomaly_types"]]

@@ -7,7 +7,7 @@ snapshot. After ``commit`` returns, all of it is durable; before, none of it is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -136,6 +136,13 @@ class Store(Protocol):
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Read-only SQL; results as Arrow."""
+        ...
+
+    def query_batches(
+        self, sql: str, params: list[Any] | None = None, rows: int = 1 << 20
+    ) -> Iterator[pa.RecordBatch]:
+        """Read-only SQL; results as Arrow batches of at most ``rows`` rows, in the order
+        the query yields them (memory bounded by a batch, not the result)."""
         ...
 
     # ---- surveillance alerts (storage/queries/alerts.py holds the shared SQL) ---

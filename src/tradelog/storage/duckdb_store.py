@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +404,12 @@ class DuckDBStore(SharedReads):
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Read-only SQL for analytics (results as Arrow)."""
         return _as_table(self._cursor().sql(sql, params=params or []).to_arrow_table())
+
+    def query_batches(
+        self, sql: str, params: list[Any] | None = None, rows: int = 1 << 20
+    ) -> Iterator[pa.RecordBatch]:
+        reader = self._cursor().sql(sql, params=params or []).to_arrow_reader(rows)
+        yield from reader
 
     def close(self) -> None:
         with self._lock:

@@ -823,15 +823,24 @@ class PostgresStore(SharedReads):
             cur.execute(sql, params or None)
             desc = cur.description or []
             rows = cur.fetchall() if desc else []
-        names = [d.name for d in desc]
-        columns: list[Sequence[Any]] = (
-            list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-        )
-        arrays = [
-            pa.array(col, type=_arrow_type(d.type_code, col))
-            for col, d in zip(columns, desc, strict=True)
-        ]
-        return pa.Table.from_arrays(arrays, names=names)
+        return pa.Table.from_batches([_to_batch(rows, desc)])
+
+    def query_batches(
+        self, sql: str, params: list[Any] | None = None, rows: int = 1 << 20
+    ) -> Iterator[pa.RecordBatch]:
+        """Read-only SQL through a server-side cursor, ``rows`` rows at a time."""
+        with (
+            self._reads.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="tradelog_batches") as cur,
+        ):
+            cur.execute(sql, params or None)
+            while True:
+                chunk = cur.fetchmany(rows)
+                if chunk:
+                    yield _to_batch(chunk, cur.description or [])
+                if len(chunk) < rows:
+                    return
 
     # ------------------------------------------------------------------ alerts
     def alert_transition(
@@ -867,6 +876,17 @@ def _physical(stmt: str, layout: Layout) -> str:
 
 def _columns(schema: pa.Schema) -> str:
     return ", ".join(f'"{f.name}"' for f in schema)
+
+
+def _to_batch(rows: Sequence[tuple[Any, ...]], desc: Sequence[Any]) -> pa.RecordBatch:
+    """Rows of a result (``desc``: its cursor description) as one Arrow batch."""
+    names = [d.name for d in desc]
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    arrays = [
+        pa.array(col, type=_arrow_type(d.type_code, col))
+        for col, d in zip(columns, desc, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
 def _arrow_type(type_code: int, col: Sequence[Any]) -> pa.DataType | None:

@@ -10,7 +10,7 @@ what the fast paths rely on:
   40 s earlier (out of order in time, not in storage);
 - ``null_seq``: some events without seq (only the plain SQL windows can order those).
 
-Checked: ``quality.by_source`` / ``quality.gaps`` (streaming windows in storage order)
+Checked: ``quality.source_activity`` (streaming windows in storage order)
 against the sorted windows they replace; ``latency.summaries`` (negatives as nulls)
 against exact quantiles in Python; ``tca.markouts`` (one as-of join on a symbol number,
 grouped by horizon) against an as-of lookup in Python; ``tca.order_summary`` (end mid
@@ -32,6 +32,7 @@ import pyarrow as pa
 import pytest
 
 from tests.unit.analytics.generated import replay_generated
+from tradelog.analytics.stats import QUANTILES
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
 from tradelog.storage.queries import latency as lat
@@ -128,11 +129,11 @@ def test_by_source_matches_sorted_window(store: DuckDBStore) -> None:
         count(*) AS events, count(DISTINCT kind) AS kinds,
         min(ts) AS first_ts, max(ts) AS last_ts,
         avg((ts_ingest - ts) / 1e6) AS lag_mean,
-        {store.sql.quantiles("(ts_ingest - ts) / 1e6", qual.QUANTILES)} AS lag_q,
+        {store.sql.quantiles("(ts_ingest - ts) / 1e6", QUANTILES)} AS lag_q,
         max((ts_ingest - ts) / 1e6) AS lag_max
     """
     for flt in _windows(store):
-        got = qual.by_source(store, flt)
+        got = qual.source_activity(store, flt).sources
         want = qual._by_source_sorted(store, flt, aggregates)
         assert _close(got, want), (flt, got, want)
 
@@ -143,7 +144,7 @@ def test_out_of_order_counted(store_paths: dict[str, Path]) -> None:
                                  ("seq_stored", True)):  # fmt: skip
         s = DuckDBStore(str(store_paths[variant]), read_only=True)
         try:
-            n = sum(r["out_of_order"] for r in qual.by_source(s, EventFilter()))
+            n = sum(r["out_of_order"] for r in qual.source_activity(s, EventFilter()).sources)
         finally:
             s.close()
         assert (n > 0) == expect_some, (variant, n)
@@ -152,14 +153,9 @@ def test_out_of_order_counted(store_paths: dict[str, Path]) -> None:
 def test_gaps_match_sorted_window(store: DuckDBStore) -> None:
     for flt in _windows(store):
         for top in (1, 5, 50):
-            got = qual.gaps(store, flt, top)
+            got = qual.source_activity(store, flt, top).gaps
             want = qual._gaps_sorted(store, flt, top, None)
-            # equal gaps may come in either order: compare the sizes, and the pairs as sets
-            assert [(g["source"], g["gap_s"]) for g in got] == [
-                (g["source"], g["gap_s"]) for g in want
-            ], (flt, top)
-            if len({g["gap_s"] for g in want}) == len(want):
-                assert got == want
+            assert got == want, (flt, top)  # of equal gaps the earliest first, in both
 
 
 # ------------------------------------------------------------------------ latency
@@ -182,7 +178,7 @@ def test_latency_summaries_match_python(store: DuckDBStore) -> None:
         if ok:
             assert math.isclose(g["mean"], sum(ok) / len(ok), rel_tol=1e-9)
             assert g["mx"] == max(ok)
-            want_q = [_quantile_cont(ok, q) for q in lat.QUANTILES]
+            want_q = [_quantile_cont(ok, q) for q in QUANTILES]
             assert _close(g["q"], want_q)
         else:
             assert g["mean"] is None and g["q"] is None and g["mx"] is None

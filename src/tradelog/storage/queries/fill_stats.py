@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tradelog.storage.base import Store
+from tradelog.storage.queries.quantile_cont import interpolate
 
 _SUMS: Final = ("notional", "qty", "fees", "s_x", "s_xn", "s_bn", "s_cap")
 """Sums per combination of keys (null when the combination has no value)."""
@@ -173,31 +174,6 @@ def _group_quantiles(
     at = np.array([(a, b) for a, b, _ in picks], dtype=np.int64)
     ends = values[at].tolist()
     vals = iter(
-        _interpolate(lo, hi, d, a != b) for (lo, hi), (a, b, d) in zip(ends, picks, strict=True)
+        interpolate(lo, hi, d, a != b) for (lo, hi), (a, b, d) in zip(ends, picks, strict=True)
     )
     return [[next(vals) for _ in qs] if size else None for size in sizes.tolist()]
-
-
-def _interpolate(lo: float, hi: float, d: float, between: bool) -> float:
-    """DuckDB's ``quantile_cont`` between two neighbours: ``lo`` at a whole position,
-    else ``fma(lo, 1 - d, hi * d)`` (one rounding; with ±inf or NaN the plain formula,
-    which is then the same)."""
-    if not between:
-        return lo
-    a, b = 1.0 - d, hi * d
-    if math.isfinite(lo) and math.isfinite(b):
-        return _fma(lo, a, b)
-    return lo * a + b
-
-
-def _fma(x: float, y: float, z: float) -> float:
-    """``x * y + z`` rounded once (``math.fma`` from Python 3.13), from the exact integer
-    ratios of finite doubles (integer true division rounds correctly)."""
-    xn, xd = x.as_integer_ratio()
-    yn, yd = y.as_integer_ratio()
-    zn, zd = z.as_integer_ratio()
-    num = xn * yn * zd + zn * xd * yd
-    try:
-        return num / (xd * yd * zd)
-    except OverflowError:
-        return math.copysign(math.inf, num)

@@ -1,5 +1,9 @@
 """Latency analysis (DESIGN §4): ack, first-fill and cancel latency from the events that
-completed them, with negative values (clock skew) left out of the statistics and counted."""
+completed them, with negative values (clock skew) left out of the statistics and counted.
+
+``analysis`` answers the ``/latency_analysis`` route: on DuckDB in NumPy from one fetch
+(``latency_stats``), on PostgreSQL with the three queries below, which stay the reference
+(the property test compares the two on DuckDB)."""
 
 from __future__ import annotations
 
@@ -7,10 +11,19 @@ from typing import Any, Final
 
 from tradelog.analytics.stats import LOG_BUCKETS_PER_DECADE, QUANTILES
 from tradelog.storage.base import EventFilter, Store
+from tradelog.storage.queries import latency_stats
 
 KINDS: Final = {"ack": "order_ack", "fill": "fill", "cancel": "order_cancelled"}
 GROUPS: Final = ("venue", "strategy_id", "symbol", "order_type")
 MINUTE_NS: Final = 60_000_000_000
+TREND_QUANTILES: Final = (0.5, 0.99)
+BUCKET: Final = (
+    "CASE WHEN latency_ms > 0 "
+    f"THEN CAST(floor(log10(latency_ms) * {LOG_BUCKETS_PER_DECADE}) AS BIGINT) END"
+)
+"""The histogram bucket of ``latency_ms`` (null: zero or negative)."""
+
+Rows = list[dict[str, Any]]
 
 
 def _base(store: Store, flt: EventFilter, order_type: str | None) -> tuple[str, list[Any]]:
@@ -21,6 +34,26 @@ def _base(store: Store, flt: EventFilter, order_type: str | None) -> tuple[str, 
         where += f" AND order_type = {store.sql.p}"
         params.append(order_type)
     return where, params
+
+
+def analysis(
+    store: Store, flt: EventFilter, order_type: str | None = None
+) -> tuple[Rows, Rows, Rows]:
+    """``(summaries, histogram, trend)``, the rows of the three functions below."""
+    if store.sql.dialect == "duckdb":
+        where, params = _base(store, flt, order_type)
+        got = latency_stats.analysis(
+            store, where, params, kinds=list(KINDS.values()), groups=GROUPS,
+            quantiles=QUANTILES, trend_quantiles=TREND_QUANTILES, minute_ns=MINUTE_NS,
+            bucket=BUCKET,
+        )  # fmt: skip
+        if got is not None:
+            return got
+    return (
+        summaries(store, flt, order_type),
+        histogram(store, flt, order_type),
+        trend(store, flt, order_type),
+    )
 
 
 def summaries(
@@ -55,11 +88,7 @@ def histogram(
     """Counts per kind and log-spaced bucket (None = exactly zero), non-negative only."""
     where, params = _base(store, flt, order_type)
     sql = f"""
-        SELECT kind,
-               CASE WHEN latency_ms > 0
-                    THEN CAST(floor(log10(latency_ms) * {LOG_BUCKETS_PER_DECADE}) AS BIGINT)
-               END AS bucket,
-               count(*) AS n
+        SELECT kind, {BUCKET} AS bucket, count(*) AS n
         FROM events {where} AND latency_ms >= 0
         GROUP BY 1, 2 ORDER BY 1, 2
     """
@@ -73,7 +102,7 @@ def trend(store: Store, flt: EventFilter, order_type: str | None = None) -> list
     where, params = _base(store, flt, order_type)
     sql = f"""
         SELECT kind, {s.bucket("ts", MINUTE_NS)} AS minute_ns, count(*) AS n,
-               avg(latency_ms) AS mean, {s.quantiles("latency_ms", (0.5, 0.99))} AS q
+               avg(latency_ms) AS mean, {s.quantiles("latency_ms", TREND_QUANTILES)} AS q
         FROM events {where} AND latency_ms >= 0
         GROUP BY 1, 2 ORDER BY 1, 2
     """

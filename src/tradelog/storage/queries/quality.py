@@ -3,10 +3,13 @@ and rejects; and the anomaly marks of a window."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from tradelog.analytics.stats import QUANTILES
 from tradelog.storage.base import EventFilter, Store
+from tradelog.storage.queries import source_stats
+from tradelog.storage.sql import Sql
 
 ANOMALY_COLUMNS: Final = (
     "ts", "event_id", "kind", "type", "severity", "value", "threshold", "symbol", "venue",
@@ -15,41 +18,103 @@ ANOMALY_COLUMNS: Final = (
 """Columns of ``anomaly_rows`` (the CSV header even when nothing matches)."""
 
 
-def by_source(store: Store, flt: EventFilter) -> list[dict[str, Any]]:
-    """Per source in the window: events, kinds, ingest lag (ts_ingest − ts) quantiles in ms,
-    out-of-order events (earlier than the previous event of the same source)."""
-    s = store.sql
-    aggregates = f"""
+@dataclass(frozen=True, slots=True)
+class SourceActivity:
+    """What each source delivered in a window."""
+
+    sources: list[dict[str, Any]]
+    """Per source: events, kinds, first/last event time, ingest lag (ts_ingest − ts)
+    mean/quantiles/max in ms, out-of-order events (earlier than an event of the same
+    source before it in seq order)."""
+    gaps: list[dict[str, Any]]
+    """Per source, the ``top`` largest silences between consecutive events (event time),
+    largest first; of equal ones the earliest first."""
+
+
+def _aggregates(s: Sql) -> str:
+    return f"""
         count(*) AS events, count(DISTINCT kind) AS kinds,
         min(ts) AS first_ts, max(ts) AS last_ts,
         avg((ts_ingest - ts) / 1e6) AS lag_mean,
         {s.quantiles("(ts_ingest - ts) / 1e6", QUANTILES)} AS lag_q,
         max((ts_ingest - ts) / 1e6) AS lag_max
     """
-    sources = _sources(store, flt)
-    if sources is None:
-        return _by_source_sorted(store, flt, aggregates)
+
+
+def source_activity(store: Store, flt: EventFilter, top: int = 5) -> SourceActivity:
+    """Per source in the window: the ``sources`` rows and the largest ``gaps``.
+
+    DuckDB reads the window's events once, in storage order, into NumPy
+    (``source_stats``); a source with a null ``ts``, ``seq`` or ``ts_ingest`` gets one
+    streaming window over its events instead (``_stream_activity``). A source stored out
+    of seq order, or with an event earlier than the one before it, gets its out-of-order
+    count and gaps computed again as ``_out_of_order`` and ``_gaps`` say. PostgreSQL (and a
+    null source) uses the SQL windows."""
+    kinds = _kinds(store, flt)
+    if kinds is None:
+        return SourceActivity(
+            _by_source_sorted(store, flt, _aggregates(store.sql)),
+            _gaps_sorted(store, flt, top, None),
+        )
+    names = sorted(kinds)
+    where, params = store.sql.where(flt)
+    batches = store.query_batches(
+        "SELECT (list_position(?::VARCHAR[], source) - 1)::SMALLINT AS code, ts, seq, "
+        f"ts_ingest FROM events {where}",
+        [names, *params],
+        source_stats.BATCH_ROWS,
+    )
+    stats = source_stats.source_stats(batches, names, QUANTILES, top)
+    rows, gap_rows = stats.rows, stats.gaps
+    redo = stats.redo
+    if stats.nulls:
+        more = _stream_activity(store, flt, stats.nulls, top)
+        rows, gap_rows, redo = rows + more.sources, gap_rows + more.gaps, redo | more.redo
+    counts = _out_of_order(store, flt, redo) if redo else {}
+    for r in rows:
+        r["kinds"] = kinds[r["source"]]
+        if r["source"] in redo:
+            r["out_of_order"] = counts[r["source"]]
+    if redo:
+        gap_rows += _gaps(store, flt, top, sorted(redo))
+    rows.sort(key=lambda r: str(r["source"]))
+    gap_rows.sort(key=lambda g: (g["source"], -g["gap_s"], g["gap_end_ns"]))
+    return SourceActivity(rows, gap_rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    sources: list[dict[str, Any]]
+    gaps: list[dict[str, Any]]
+    redo: dict[str, bool]
+    """Sources whose out-of-order count and gaps are still to compute (value: not
+    stored in seq order)."""
+
+
+def _stream_activity(store: Store, flt: EventFilter, sources: list[str], top: int) -> _Streamed:
+    """``source_activity`` of these sources from one streaming window over each one's
+    events in storage order (DuckDB): right for a source stored in seq order that never
+    goes back in time, the others are returned in ``redo``."""
     sub, params = _streams(store, flt, sources, "kind, ts_ingest", None)
     sql = f"""
-        SELECT source, {aggregates}, {_broken("seq <= prev_seq")} AS unordered,
-               count(*) FILTER (WHERE ts < prev_ts) AS out_of_order
+        SELECT source, {_aggregates(store.sql)}, {_broken("seq <= prev_seq")} AS unordered,
+               count(*) FILTER (WHERE ts < prev_ts) AS out_of_order,
+               {_top_gaps(top)} AS top
         FROM ({sub}) e GROUP BY source ORDER BY source
     """
     rows: list[dict[str, Any]] = store.query(sql, params).to_pylist()
-    # stored in seq order and never going back in time: nothing is out of order. Else the
-    # exact count from a running maximum (``_out_of_order``)
     redo = {r["source"]: bool(r["unordered"]) for r in rows if r["unordered"] or r["out_of_order"]}
-    counts = _out_of_order(store, flt, redo) if redo else {}
+    gap_rows: list[dict[str, Any]] = []
     for r in rows:
-        if r["source"] in counts:
-            r["out_of_order"] = counts[r["source"]]
-        del r["unordered"]
-    return rows
+        if r["source"] not in redo:
+            gap_rows += _gap_rows(r["source"], r["top"])
+        del r["unordered"], r["top"], r["kinds"]
+    return _Streamed(rows, gap_rows, redo)
 
 
 def _by_source_sorted(store: Store, flt: EventFilter, aggregates: str) -> list[dict[str, Any]]:
-    """``by_source`` with the out-of-order count from a window over the events sorted by
-    seq (PostgreSQL, and the reference for the DuckDB path)."""
+    """``SourceActivity.sources`` with the out-of-order count from a window over the
+    events sorted by seq (PostgreSQL, and the reference for the DuckDB path)."""
     where, params = store.sql.where(flt)
     sql = f"""
         WITH e AS (
@@ -83,17 +148,19 @@ def _broken(out_of_order: str) -> str:
     return f"count(*) FILTER (WHERE seq IS NULL OR ts IS NULL OR {out_of_order})"
 
 
-def _sources(store: Store, flt: EventFilter) -> list[str] | None:
-    """DuckDB: the sources with events in the window. None: PostgreSQL, or a null source
-    (the SQL windows then)."""
+def _kinds(store: Store, flt: EventFilter) -> dict[str, int] | None:
+    """DuckDB: the sources with events in the window and their count of distinct kinds.
+    None: PostgreSQL, or a null source (the SQL windows then)."""
     if store.sql.dialect != "duckdb":
         return None
     where, params = store.sql.where(flt)
-    found = store.query(f"SELECT DISTINCT source FROM events {where}", params)
-    sources = found.column("source").to_pylist()
-    if any(src is None for src in sources):
+    found = store.query(
+        f"SELECT source, count(DISTINCT kind) AS kinds FROM events {where} GROUP BY source",
+        params,
+    ).to_pylist()
+    if any(r["source"] is None for r in found):
         return None
-    return sorted(sources)
+    return {r["source"]: int(r["kinds"]) for r in found}
 
 
 def _streams(
@@ -162,50 +229,49 @@ def _out_of_order(store: Store, flt: EventFilter, unordered: dict[str, bool]) ->
     return counts
 
 
-def gaps(store: Store, flt: EventFilter, top: int = 5) -> list[dict[str, Any]]:
-    """The largest silences between consecutive events (event time) of each source."""
-    sources: list[str] | None = _sources(store, flt)
-    if sources is None:
-        return _gaps_sorted(store, flt, top, None)
+def _top_gaps(top: int) -> str:
+    """The ``top`` largest gaps to the previous row of a stream, as a list; of equal gaps
+    the earliest first."""
+    return (f"max_by({{'gap_start_ns': prev_ts, 'gap_end_ns': ts}}, [ts - prev_ts, -ts], "
+            f"{int(top)}) FILTER (WHERE prev_ts IS NOT NULL AND ts IS NOT NULL)")  # fmt: skip
+
+
+def _gap_rows(source: str, top: list[dict[str, int]] | None) -> list[dict[str, Any]]:
+    return [
+        {"source": source, "gap_start_ns": g["gap_start_ns"], "gap_end_ns": g["gap_end_ns"],
+         "gap_s": (g["gap_end_ns"] - g["gap_start_ns"]) / 1e9}
+        for g in top or []
+    ]  # fmt: skip
+
+
+def _gaps(store: Store, flt: EventFilter, top: int, sources: list[str]) -> list[dict[str, Any]]:
+    """The largest gaps of sources whose storage order is not their (ts, seq) order: from
+    a lag over the events sorted by (ts, seq), else (null seq or ts) the SQL window."""
+    sub, params = _streams(store, flt, sources, "1 AS one", "ts, seq")
+    sql = f"""
+        SELECT source, {_broken("ts < prev_ts OR (ts = prev_ts AND seq <= prev_seq)")}
+                   AS unordered, {_top_gaps(top)} AS top
+        FROM ({sub}) e GROUP BY source
+    """
     rows: list[dict[str, Any]] = []
-    # the previous event in (ts, seq) order, from a lag over the events stored in seq order
-    # when they never go back in time, else over the events sorted by (ts, seq); the
-    # largest gaps by a top-n aggregate
-    for order, broken in (
-        (None, "seq <= prev_seq OR ts < prev_ts"),
-        ("ts, seq", "ts < prev_ts OR (ts = prev_ts AND seq <= prev_seq)"),
-    ):
-        if not sources:
-            break
-        sub, params = _streams(store, flt, sources, "1 AS one", order)
-        sql = f"""
-            SELECT source, {_broken(broken)} AS unordered,
-                   max_by({{'gap_start_ns': prev_ts, 'gap_end_ns': ts}}, ts - prev_ts, {int(top)})
-                       FILTER (WHERE prev_ts IS NOT NULL) AS top
-            FROM ({sub}) e GROUP BY source
-        """
-        left: list[str] = []
-        for r in store.query(sql, params).to_pylist():
-            if r["unordered"]:
-                left.append(r["source"])
-                continue
-            for g in r["top"] or []:
-                start, end = g["gap_start_ns"], g["gap_end_ns"]
-                rows.append({"source": r["source"], "gap_start_ns": start, "gap_end_ns": end,
-                             "gap_s": (end - start) / 1e9})  # fmt: skip
-        sources = left
-    if sources:
-        rows += _gaps_sorted(store, flt, top, sources)
-    rows.sort(key=lambda r: (r["source"], -r["gap_s"]))
+    left: list[str] = []
+    for r in store.query(sql, params).to_pylist():
+        if r["unordered"]:
+            left.append(r["source"])
+        else:
+            rows += _gap_rows(r["source"], r["top"])
+    if left:
+        rows += _gaps_sorted(store, flt, top, left)
     return rows
 
 
 def _gaps_sorted(
     store: Store, flt: EventFilter, top: int, sources: list[str] | None
 ) -> list[dict[str, Any]]:
-    """``gaps`` from SQL windows over the events sorted by (ts, seq) (PostgreSQL, and the
-    reference for the DuckDB path; ``sources``: only these)."""
-    extra = []
+    """``SourceActivity.gaps`` from SQL windows over the events sorted by (ts, seq)
+    (PostgreSQL, and the reference for the DuckDB path; ``sources``: only these). Events
+    without a time have no gap."""
+    extra = ["ts IS NOT NULL"]
     if sources is not None:
         extra.append(f"source IN ({', '.join(store.sql.p for _ in sources)})")
     where, params = store.sql.where(flt, extra=extra)
@@ -215,11 +281,12 @@ def _gaps_sorted(
             FROM events {where}
         ), r AS (
             SELECT source, prev AS gap_start_ns, ts AS gap_end_ns, (ts - prev) / 1e9 AS gap_s,
-                   row_number() OVER (PARTITION BY source ORDER BY ts - prev DESC) AS rn
+                   row_number() OVER (PARTITION BY source ORDER BY ts - prev DESC, ts)
+                       AS rn
             FROM e WHERE prev IS NOT NULL
         )
         SELECT source, gap_start_ns, gap_end_ns, gap_s FROM r WHERE rn <= {int(top)}
-        ORDER BY source, gap_s DESC
+        ORDER BY source, gap_s DESC, gap_end_ns
     """
     rows: list[dict[str, Any]] = store.query(sql, [*(sources or []), *params]).to_pylist()
     return rows
