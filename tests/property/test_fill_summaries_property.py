@@ -25,6 +25,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.property.windows import windows
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
 from tradelog.storage.queries import tca
@@ -82,20 +83,6 @@ def fills(draw: st.DrawFn, slip: st.SearchStrategy[float | None] = slippage) -> 
     )  # fmt: skip
 
 
-@st.composite
-def windows(draw: st.DrawFn) -> EventFilter:
-    start = draw(st.one_of(st.none(), st.none(), st.integers(0, 100).map(lambda s: s * NS)))
-    end = None
-    if draw(st.booleans()):
-        end = (start or 0) + draw(st.integers(0, 60)) * NS
-    return EventFilter(
-        start=start, end=end,
-        symbol=draw(st.sampled_from([None] * 6 + ["A", "D"])),
-        venue=draw(st.sampled_from([None] * 4 + ["X"])),
-        strategy=draw(st.sampled_from([None] * 6 + ["s2"])),
-    )  # fmt: skip
-
-
 def _load(store: DuckDBStore, rows: list[Fill], quotes: int) -> None:
     con = store._con
     con.execute("DELETE FROM events")
@@ -148,7 +135,7 @@ def _same(got: list[dict[str, Any]], want: list[dict[str, Any]], special: bool =
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(fills(), min_size=0, max_size=40),
-    flt=windows(),
+    flt=windows(100, 60),
     quotes=st.sampled_from([0, 5]),
 )
 def test_numpy_fill_summaries_match_sql(

@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.property.windows import windows
 from tradelog.analytics.stats import QUANTILES
 from tradelog.storage.base import EventFilter
 from tradelog.storage.duckdb_store import DuckDBStore
@@ -64,20 +65,6 @@ def events(draw: st.DrawFn) -> Event:
         symbol=draw(st.sampled_from(["A", "B", "C", None])),
         order_type=draw(st.sampled_from(["limit", "market", None])),
         latency_ms=draw(latency),
-    )  # fmt: skip
-
-
-@st.composite
-def windows(draw: st.DrawFn) -> EventFilter:
-    start = draw(st.one_of(st.none(), st.none(), st.integers(0, 300).map(lambda s: s * NS)))
-    end = None
-    if draw(st.booleans()):
-        end = (start or 0) + draw(st.integers(0, 200)) * NS
-    return EventFilter(
-        start=start, end=end,
-        symbol=draw(st.sampled_from([None] * 6 + ["A", "D"])),
-        venue=draw(st.sampled_from([None] * 4 + ["X"])),
-        strategy=draw(st.sampled_from([None] * 6 + ["s2"])),
     )  # fmt: skip
 
 
@@ -147,7 +134,7 @@ def _same(got: tuple[Rows, ...], want: tuple[Rows, ...]) -> None:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(events(), min_size=0, max_size=60),
-    flt=windows(),
+    flt=windows(300, 200),
     order_type=st.sampled_from([None, None, None, "limit", "stop"]),
 )
 def test_numpy_latency_analysis_matches_sql(

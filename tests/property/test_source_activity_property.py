@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -140,3 +141,17 @@ def test_quantile_cont_matches_duckdb(store: DuckDBStore) -> None:
         .as_py()
     )
     assert source_stats.quantile_cont(np.array(values[::-1]), QUANTILES) == want
+
+
+def test_rows_of_an_unlisted_source_are_left_out() -> None:
+    """A source written between the listing of the sources and the read (null code)."""
+    batch = pa.RecordBatch.from_pydict(
+        {"code": [0, None, 0], "ts": [1 * NS, 2 * NS, 4 * NS], "seq": [1, 2, 3],
+         "ts_ingest": [1 * NS, 2 * NS, 4 * NS]},
+        schema=pa.schema([("code", pa.int16()), ("ts", pa.int64()), ("seq", pa.int64()),
+                          ("ts_ingest", pa.int64())]),
+    )  # fmt: skip
+    got = source_stats.source_stats([batch], ["a"], QUANTILES, 5)
+    assert [(r["source"], r["events"]) for r in got.rows] == [("a", 2)]
+    assert [g["gap_s"] for g in got.gaps] == [3.0]
+    assert got.redo == {} and got.nulls == []

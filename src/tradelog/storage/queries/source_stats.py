@@ -157,6 +157,11 @@ def source_stats(
 
 
 def _add_batch(batch: pa.RecordBatch, streams: list[_Stream]) -> None:
+    """A batch's rows added to their sources' streams. A row of a source not in
+    ``sources`` (null ``code``: written since the caller listed the sources) is left out,
+    as it would be had the read come first."""
+    if batch.column("code").null_count:
+        batch = batch.filter(batch.column("code").is_valid())
     codes = batch.column("code").to_numpy(zero_copy_only=False).astype(np.int64)
     columns = [batch.column(c) for c in ("ts", "seq", "ts_ingest")]
     nulls = np.zeros(len(codes), dtype=bool)
