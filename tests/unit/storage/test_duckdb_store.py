@@ -25,6 +25,7 @@ from tradelog.model.events import (
 )
 from tradelog.model.ids import id_hash, id_hashes
 from tradelog.model.orders import OrderRecord, OrderState, order_record
+from tradelog.pipeline.state import PartitionState
 from tradelog.storage import position_checkpoints
 from tradelog.storage.arrow_codec import (
     EVENT_SCHEMA,
@@ -34,7 +35,12 @@ from tradelog.storage.arrow_codec import (
     ROUND_TRIP_SCHEMA,
 )
 from tradelog.storage.base import CommitBatch, StreamPosition
-from tradelog.storage.duckdb_store import DuckDBStore
+from tradelog.storage.duckdb_store import (
+    SNAPSHOT_MAGIC,
+    DuckDBStore,
+    pack_snapshot,
+    unpack_snapshot,
+)
 from tradelog.storage.schema import create_table, current_columns, migrations
 
 TABLES = (
@@ -420,3 +426,31 @@ def test_a_large_state_snapshot_is_written_and_replaced_within_the_default_limit
             assert got is not None and got[0] == seq and got[1] == data
     finally:
         s.close()
+
+
+def test_snapshots_are_stored_compressed_and_read_back_exactly(store: DuckDBStore) -> None:
+    state = PartitionState(0, max_terminal_orders=10)
+    for i in range(2_000):
+        order = OrderState(f"O{i:06d}")
+        order.symbol, order.qty, order.filled_qty = "AAPL", 100.0 + i, 50.0
+        state.orders[order.order_id] = order
+    state.seq = 2_000
+    data = state.snapshot()
+    store.commit(batch([ev("E1", 1)], snapshot=(0, 2_000, data)))
+    blob = store.query("SELECT data FROM state_snapshots").column("data")[0].as_py()
+    assert blob.startswith(SNAPSHOT_MAGIC)
+    assert len(blob) < len(data) / 4  # 2,000 similar orders compress well
+    assert store.load_snapshot(0) == (2_000, data)
+    restored = PartitionState(0)
+    restored.restore(store.load_snapshot(0)[1])  # type: ignore[index]
+    assert restored.orders.keys() == state.orders.keys()
+    assert restored.orders["O001999"].qty == 2_099.0
+
+
+def test_a_plain_snapshot_of_an_older_store_still_loads(store: DuckDBStore) -> None:
+    """Stores written before snapshots were compressed hold the msgpack as is."""
+    data = PartitionState(3).snapshot()
+    store._con.execute("INSERT INTO state_snapshots VALUES (3, 42, 0, ?)", [data])
+    assert store.load_snapshot(3) == (42, data)
+    assert unpack_snapshot(pack_snapshot(b"")) == b""
+    assert unpack_snapshot(b"\x80") == b"\x80"
