@@ -313,6 +313,7 @@ def run_batches(
     """Groups chunks into micro-batches of about ``batch_events`` records, processes and
     commits them; the last batch carries a state snapshot."""
     limit = pipeline.settings.batch_events
+    prepare = pipeline.store.prepare
     pending: list[CleanChunk] = []
     size = 0
     it: Iterator[CleanChunk] = iter(chunks)
@@ -320,12 +321,16 @@ def run_batches(
         pending.append(chunk)
         size += chunk.records
         if size >= limit:
-            committer.submit(pipeline.process(pending))
+            batch = pipeline.process(pending)
+            prepare(batch)  # here, not on the committer: see Store.prepare
+            committer.submit(batch)
             if on_batch is not None:
                 on_batch(pending)
             pending = []
             size = 0
-    committer.submit(pipeline.process(pending, force_snapshot=True))
+    last = pipeline.process(pending, force_snapshot=True)
+    prepare(last)
+    committer.submit(last)
     if on_batch is not None and pending:
         on_batch(pending)
     committer.flush()

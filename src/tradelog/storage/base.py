@@ -69,6 +69,9 @@ class CommitBatch:
     """Run by the committer after the transaction committed (HTTP replies, NATS acks)."""
     on_error: list[Callable[[BaseException], None]] = field(default_factory=list)
     """Run instead when the batch could not be committed."""
+    prepared: object | None = None
+    """The batch in the store's write form, set by ``Store.prepare`` (store-specific;
+    None: ``commit`` converts it itself)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +110,12 @@ class Store(Protocol):
     """Dialect helpers for the analysis queries (storage/queries)."""
 
     # ---- write side (pipeline) ------------------------------------------
+    def prepare(self, batch: CommitBatch) -> None:
+        """Converts the batch to the store's write form on the caller's thread (replay's
+        producer), so the committer thread only writes; ``commit`` converts what was not
+        prepared. Optional for a caller, cheap to skip for a store."""
+        ...
+
     def commit(self, batch: CommitBatch) -> None: ...
 
     def load_positions(self) -> list[StreamPosition]: ...

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -72,6 +73,36 @@ def unpack_snapshot(blob: bytes) -> bytes:
     codec = pa.Codec("zstd")
     return bytes(
         codec.decompress(memoryview(blob)[head + 8 :], decompressed_size=size, asbytes=True)
+    )
+
+
+@dataclass(slots=True)
+class _ArrowBatch:
+    """A commit batch as the Arrow tables DuckDB inserts (None: nothing for that table)."""
+
+    events: pa.Table | None
+    rejects: pa.Table | None
+    marks: pa.Table | None
+    orders: pa.Table | None
+    trips: pa.Table | None
+    checkpoints: pa.Table | None
+
+
+def _arrow_tables(batch: CommitBatch) -> _ArrowBatch:
+    checkpoint_rows = position_checkpoints.batch_rows(batch.events)
+    return _ArrowBatch(
+        events=events_to_arrow(batch.events, batch.id_hashes) if batch.events else None,
+        rejects=(
+            structs_to_arrow(batch.rejects, REJECT_SCHEMA, batch.reject_hashes)
+            if batch.rejects
+            else None
+        ),
+        marks=structs_to_arrow(batch.marks, MARK_SCHEMA) if batch.marks else None,
+        orders=structs_to_arrow(batch.orders, ORDER_SCHEMA) if batch.orders else None,
+        trips=(
+            structs_to_arrow(batch.round_trips, ROUND_TRIP_SCHEMA) if batch.round_trips else None
+        ),
+        checkpoints=(position_checkpoints.as_table(checkpoint_rows) if checkpoint_rows else None),
     )
 
 
@@ -159,20 +190,19 @@ class DuckDBStore(SharedReads):
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ writes
+    def prepare(self, batch: CommitBatch) -> None:
+        """The batch's Arrow tables, built on the caller's thread: the conversion holds the
+        GIL (~5 µs per event), the DuckDB insert mostly does not, so a producer that
+        prepares lets the committer's insert overlap its next batch (replay: +15-25 %)."""
+        if batch.prepared is None:
+            batch.prepared = _arrow_tables(batch)
+
     def commit(self, batch: CommitBatch) -> None:
-        events = events_to_arrow(batch.events, batch.id_hashes) if batch.events else None
-        rejects = (
-            structs_to_arrow(batch.rejects, REJECT_SCHEMA, batch.reject_hashes)
-            if batch.rejects
-            else None
-        )
-        marks = structs_to_arrow(batch.marks, MARK_SCHEMA) if batch.marks else None
-        orders = structs_to_arrow(batch.orders, ORDER_SCHEMA) if batch.orders else None
-        trips = (
-            structs_to_arrow(batch.round_trips, ROUND_TRIP_SCHEMA) if batch.round_trips else None
-        )
-        checkpoint_rows = position_checkpoints.batch_rows(batch.events)
-        checkpoints = position_checkpoints.as_table(checkpoint_rows) if checkpoint_rows else None
+        prepared = batch.prepared
+        if not isinstance(prepared, _ArrowBatch):
+            prepared = _arrow_tables(batch)
+        events, rejects, marks = prepared.events, prepared.rejects, prepared.marks
+        orders, trips, checkpoints = prepared.orders, prepared.trips, prepared.checkpoints
         now = time.time_ns()
         with self._lock:
             con = self._con

@@ -503,6 +503,9 @@ class PostgresStore(SharedReads):
                 log.exception("retention run failed; retrying tomorrow")
 
     # ------------------------------------------------------------------ writes
+    def prepare(self, batch: CommitBatch) -> None:
+        """Nothing to prepare: the COPY rows are encoded by psycopg inside ``commit``."""
+
     def commit(self, batch: CommitBatch) -> None:
         now = time.time_ns()
         with self._lock:

@@ -454,3 +454,38 @@ def test_a_plain_snapshot_of_an_older_store_still_loads(store: DuckDBStore) -> N
     assert store.load_snapshot(3) == (42, data)
     assert unpack_snapshot(pack_snapshot(b"")) == b""
     assert unpack_snapshot(b"\x80") == b"\x80"
+
+
+def test_a_prepared_batch_stores_exactly_what_an_unprepared_one_does(tmp_path: Path) -> None:
+    """``prepare`` only moves the Arrow conversion to the caller's thread."""
+
+    def parts() -> CommitBatch:
+        return batch(
+            [ev("E1", 1), ev("E2", 2, EventKind.QUOTE, symbol="AAPL", bid=1.0, ask=2.0)],
+            [rj("r-1")],
+            marks=[mark("E1")],
+            orders=[order("O1")],
+            positions=[pos(100, 3, 2, rejects=1)],
+            snapshot=(0, 2, b"state"),
+        )
+
+    plain, prepared = (
+        DuckDBStore(str(tmp_path / "a.duckdb")),
+        DuckDBStore(str(tmp_path / "b.duckdb")),
+    )
+    try:
+        plain.commit(parts())
+        second = parts()
+        prepared.prepare(second)
+        assert second.prepared is not None
+        prepared.commit(second)
+        a, b = dump(plain), dump(prepared)
+        for rows in (*a.values(), *b.values()):
+            for row in rows:
+                row.pop("updated_ns", None)
+                row.pop("saved_ns", None)
+        assert a == b
+        assert len(b["events"]) == 2 and len(b["rejects"]) == 1 and len(b["orders"]) == 1
+    finally:
+        plain.close()
+        prepared.close()
