@@ -9,6 +9,7 @@ after the snapshot are replayed through the stages to catch up (see runner.py).
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_right
 from collections import deque
 from typing import Any, Final
@@ -21,6 +22,8 @@ from tradelog.model.positions import PositionState
 from tradelog.surveillance.engine import SurveillanceState
 
 QUOTE_HISTORY: Final = 256
+_ORDER_FIELDS: Final = operator.attrgetter(*OrderState.__slots__)
+"""An order's slots as a tuple, in ``__slots__`` order (the snapshot's row layout)."""
 
 
 class QuoteHistory:
@@ -209,7 +212,8 @@ class PartitionState:
     # ---- snapshots -------------------------------------------------------
     def snapshot(self) -> bytes:
         """The state as msgpack bytes (restored by ``restore``)."""
-        orders = [[getattr(o, name) for name in OrderState.__slots__] for o in self.orders.values()]
+        # one C-level attrgetter per order (a nested comprehension took ~0.7 s per 100k)
+        orders = list(map(_ORDER_FIELDS, self.orders.values()))
         symbols = {
             name: {
                 "by_venue": {v: [q.ts, q.bid, q.ask] for v, q in st.by_venue.items()},
@@ -283,8 +287,3 @@ class PartitionState:
         self.surveillance = (
             SurveillanceState.from_bytes(surv) if surv is not None else SurveillanceState()
         )
-
-
-def _plain(value: Any) -> Any:
-    """Sets become sorted lists in snapshots (msgpack has no set type)."""
-    return sorted(value) if isinstance(value, set) else value
