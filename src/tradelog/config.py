@@ -81,12 +81,13 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     (``"25%"``). Exact quantiles cannot spill: at 256 MB the full-range latency analysis of a
     10 M-event store can fail for lack of memory, and markouts spill ~1 GB (measured in
     docs/benchmarks.md); 2 GB halves their time, more gains nothing measurable."""
-    replay_memory_limit: str | None = "512MB"
+    replay_memory_limit: str | None = "256MB"
     """DuckDB's buffer memory during ``tradelog replay``: no query runs there, so a smaller
-    pool keeps the peak memory of a long replay lower (1 GB → 512 MB: −70 MB peak, same
-    speed, docs/benchmarks.md). Either limit must leave room for the inserts between two
-    checkpoints and a few copies of the state snapshot (stored zstd-compressed, a few MB
-    after a million events): at 256 MB a 1 M-event replay ran out of memory."""
+    pool keeps the peak memory of a long replay lower (peak RSS of a 10 M-event replay:
+    1,396 MiB at 512 MB, 1,231 MiB at 256 MB, same speed; docs/benchmarks.md). Either limit
+    must hold the rows between two checkpoints (128 MB of log) and a few copies of the
+    state snapshot (zstd-compressed: a few MB after a million events); before both were
+    bounded, 256 MB ran out of memory."""
     threads: int | None = None
     """DuckDB worker threads (default: one per core)."""
     retention_days: int | None = None

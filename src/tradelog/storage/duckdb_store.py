@@ -7,6 +7,7 @@ transaction: events, rejects, marks, orders, source positions and the state snap
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -76,6 +77,22 @@ def unpack_snapshot(blob: bytes) -> bytes:
     )
 
 
+log = logging.getLogger("tradelog.store")
+
+_UNITS: Final = {"bytes": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
+                 "TiB": 1 << 40, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}  # fmt: skip
+
+
+def _size_bytes(text: str) -> int | None:
+    """DuckDB's printed size (``'244.1 MiB'``, ``'134217728B'``) in bytes; None if unknown."""
+    number = text.rstrip("BbytesKMGTi ")
+    unit = text[len(number) :].strip()
+    try:
+        return int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError):
+        return None
+
+
 @dataclass(slots=True)
 class _ArrowBatch:
     """A commit batch as the Arrow tables DuckDB inserts (None: nothing for that table)."""
@@ -133,9 +150,13 @@ class DuckDBStore(SharedReads):
         self._lock = threading.Lock()
         self._known_streams: set[tuple[str, str]] | None = None
         self._pending_streams: set[tuple[str, str]] = set()
+        self._room_raised = False
         self.read_only = read_only
         if memory_limit:
             self._con.execute("SET memory_limit = ?", [memory_limit])
+        self._memory_limit = memory_limit
+        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
+        self._memory_bytes = _size_bytes(str(row[0])) if row else None
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         if not read_only:
@@ -245,6 +266,7 @@ class DuckDBStore(SharedReads):
                 self._write_positions(con, batch, now)
                 if batch.snapshot is not None:
                     partition, seq, data = batch.snapshot
+                    self._make_room(len(data))
                     con.execute(
                         """
                         INSERT INTO state_snapshots VALUES (?, ?, ?, ?)
@@ -260,9 +282,35 @@ class DuckDBStore(SharedReads):
                 con.execute("ROLLBACK")
                 self._pending_streams.clear()
                 raise
+            finally:
+                self._restore_room()
             if self._known_streams is not None:
                 self._known_streams |= self._pending_streams
             self._pending_streams.clear()
+
+    def _make_room(self, blob_bytes: int) -> None:
+        """Raises DuckDB's memory limit for this transaction when a snapshot BLOB may need
+        more than it leaves: upserting a 64 MB BLOB took over 640 MB (copies in 64-128 MB
+        blocks), and a state far larger than usual must not fail the commit that ends a
+        replay (replay runs with a small limit, ``replay_memory_limit``)."""
+        need = 16 * blob_bytes + (128 << 20)
+        if self._memory_bytes is not None and need > self._memory_bytes:
+            self._con.execute(f"SET memory_limit = '{need}B'")
+            self._room_raised = True
+
+    def _restore_room(self) -> None:
+        """Back to the configured limit once the big BLOB is on disk (a checkpoint writes
+        it out); if DuckDB still cannot free enough, the next commit tries again."""
+        if not self._room_raised:
+            return
+        limit = self._memory_limit or f"{self._memory_bytes}B"
+        try:
+            self._con.execute("CHECKPOINT")
+            self._con.execute("SET memory_limit = ?", [limit])
+        except duckdb.Error:
+            log.warning("DuckDB memory limit stays raised after a large snapshot; retrying")
+            return
+        self._room_raised = False
 
     def _write_positions(
         self, con: duckdb.DuckDBPyConnection, batch: CommitBatch, now: int

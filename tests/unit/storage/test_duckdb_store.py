@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
 import numpy as np
 import pytest
@@ -415,17 +416,32 @@ def test_events_are_stored_in_batch_order_across_kinds(store: DuckDBStore) -> No
 def test_a_large_state_snapshot_is_written_and_replaced_within_the_default_limits(
     tmp_path: Path, limit: str | None
 ) -> None:
-    """The state snapshot is one BLOB row; a 1 M-event replay makes one of ~60 MB, which
-    DuckDB must hold about three times to upsert (256 MB was not enough)."""
+    """The state snapshot is one BLOB row that DuckDB holds about three times to upsert. A
+    1 M-event replay makes ~43 MB of msgpack, ~4 MB stored; 64 MB that do not compress
+    stand for a state many times larger."""
     s = DuckDBStore(str(tmp_path / "big.duckdb"), memory_limit=limit)
+    rng = np.random.default_rng(7)
     try:
         for seq in (1, 2):
-            data = bytes([seq]) * (64 << 20)
+            data = rng.bytes(64 << 20)
             s.commit(batch(snapshot=(0, seq, data)))
             got = s.load_snapshot(0)
             assert got is not None and got[0] == seq and got[1] == data
+            # the limit was raised for that commit only
+            assert limit is not None
+            current = s.query("SELECT current_setting('memory_limit') AS m")["m"][0].as_py()
+            assert current == _printed_limit(limit)
     finally:
         s.close()
+
+
+def _printed_limit(limit: str) -> str:
+    """How DuckDB prints a memory limit it was given (e.g. 256MB → 244.1 MiB)."""
+    con = duckdb.connect()
+    con.execute("SET memory_limit = ?", [limit])
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    con.close()
+    return str(row[0]) if row else ""
 
 
 def test_snapshots_are_stored_compressed_and_read_back_exactly(store: DuckDBStore) -> None:
