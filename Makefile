@@ -52,7 +52,7 @@ bench: install services
 	$(BIN)/python benchmarks/surveil.py --events 1000000 --pipeline-repeat 2 --repeat 1
 	$(BIN)/python benchmarks/nats_ingest.py --events 100000 --per-message 1,100
 	$(BIN)/python benchmarks/pg_ingest.py --events 200000
-	$(BIN)/python benchmarks/scaleout.py --events 200000
+	$(BIN)/python benchmarks/scale.py --events 200000
 
 lock:
 	$(BIN)/pip freeze --exclude-editable --disable-pip-version-check | grep -v '^tradelog' > requirements.lock

@@ -35,10 +35,10 @@ from tradelog.pipeline.live import LiveRunner  # noqa: E402
 from tradelog.pipeline.runner import Committer, Pipeline, run_batches  # noqa: E402
 from tradelog.sources.nats_jetstream import (  # noqa: E402
     NatsSource,
-    NatsSourceSettings,
     ensure_stream,
     nats_stream_info,
 )
+from tradelog.sources.settings import NatsSourceSettings  # noqa: E402
 from tradelog.stages.clean import Cleaner  # noqa: E402
 from tradelog.stages.clean_jsonl import FastJsonl  # noqa: E402
 from tradelog.storage.duckdb_store import DuckDBStore  # noqa: E402

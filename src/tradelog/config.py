@@ -23,10 +23,13 @@ from tradelog.model.reference import ReferenceData
 from tradelog.parsing.csv import CsvSettings
 from tradelog.parsing.fix import FixSettings
 from tradelog.parsing.regex_rules import RegexSettings
-from tradelog.sources.binance_ws import BinanceSettings
-from tradelog.sources.nats_jetstream import NatsSinkSettings, NatsSourceSettings
-from tradelog.sources.partitioned import ScaleoutSettings
-from tradelog.sources.risk_publisher import RiskPublisherSettings
+from tradelog.sources.settings import (
+    BinanceSettings,
+    NatsSinkSettings,
+    NatsSourceSettings,
+    RiskPublisherSettings,
+    ScaleoutSettings,
+)
 from tradelog.stages.clean import Cleaner, CleanSettings, Normalization
 from tradelog.stages.mark import MarkSettings
 from tradelog.storage.base import DEFAULT_STORE_URL, parse_store_url

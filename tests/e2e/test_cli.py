@@ -311,3 +311,44 @@ def test_unknown_environment_variable_is_a_config_error(logs: Path) -> None:
     )
     assert proc.returncode == 3
     assert "TRADELOG_NO_SUCH_KEY" in one_line_error(proc)
+
+
+SERVICE_LIBRARIES = ("fastapi", "nats", "prometheus_client", "psycopg", "uvicorn", "websockets")
+
+
+def test_replay_and_check_config_do_not_load_the_service_libraries(tmp_path: Path) -> None:
+    """The CLI and the replay path import no web framework or network client: ``--help``,
+    ``check-config`` and ``replay`` start without paying for them (cli.py's docstring)."""
+    probe = (
+        "import sys\n"
+        "import tradelog.app, tradelog.cli, tradelog.config\n"
+        f"print(sorted(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_service_wiring_loads_them(tmp_path: Path) -> None:
+    """The other side of the test above: the probe would see them once ``run``'s wiring
+    is imported (so an empty list there means something)."""
+    probe = (
+        "import sys\n"
+        "import tradelog.service\n"
+        f"print(sorted(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == repr(sorted(SERVICE_LIBRARIES)), out.stdout

@@ -35,7 +35,6 @@ from tradelog.sources.binance_ws import (
     Backoff,
     BinanceClient,
     BinanceNormalizer,
-    BinanceSettings,
     DepthSnapshot,
     DepthUpdate,
     OrderBook,
@@ -45,6 +44,7 @@ from tradelog.sources.binance_ws import (
     combined_stream_url,
     parse_depth_snapshot,
 )
+from tradelog.sources.settings import BinanceSettings
 from tradelog.stages.clean import Cleaner, CleanSettings
 from tradelog.storage.duckdb_store import DuckDBStore
 

@@ -29,6 +29,7 @@ import uvicorn
 import yaml
 
 from tradelog import app as core
+from tradelog import service as svc
 from tradelog.api.app import create_app
 from tradelog.config import Config, SourceConfig
 
@@ -84,7 +85,7 @@ def live_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     cfg = Config()
     cfg.sources = [SourceConfig(name="eng", path=str(tmp / "engine*.jsonl"))]
     cfg.store.url = f"duckdb:///{tmp / 'store.duckdb'}"
-    service = core.build_live(cfg, core.open_store(cfg.store.url))
+    service = svc.build_live(cfg, core.open_store(cfg.store.url))
     app = create_app(
         service.store, live=service.hub, metrics=service.metrics, snapshot=service.snapshot
     )

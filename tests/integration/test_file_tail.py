@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tradelog.app import LiveService, build_live, open_store
+from tradelog.app import open_store
 from tradelog.config import Config, SourceConfig
+from tradelog.service import LiveService, build_live
 
 pytestmark = pytest.mark.integration
 

@@ -32,12 +32,11 @@ from tradelog.pipeline.live import LiveRunner
 from tradelog.pipeline.runner import Committer, Pipeline
 from tradelog.sources.nats_jetstream import (
     NatsSink,
-    NatsSinkSettings,
     NatsSource,
-    NatsSourceSettings,
     ensure_stream,
     nats_stream_info,
 )
+from tradelog.sources.settings import NatsSinkSettings, NatsSourceSettings
 from tradelog.stages.clean import Cleaner
 from tradelog.stages.clean_jsonl import FastJsonl
 from tradelog.storage.base import CommitBatch

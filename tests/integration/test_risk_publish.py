@@ -24,7 +24,8 @@ from tradelog.model.events import Event, EventKind, Side
 from tradelog.model.reference import ReferenceData
 from tradelog.pipeline.batch import CleanChunk, StreamInfo
 from tradelog.pipeline.runner import Committer, Pipeline, PipelineSettings
-from tradelog.sources.risk_publisher import RiskPublisher, RiskPublisherSettings
+from tradelog.sources.risk_publisher import RiskPublisher
+from tradelog.sources.settings import RiskPublisherSettings
 from tradelog.storage.duckdb_store import DuckDBStore
 from tradelog.surveillance.engine import SurveillanceSettings
 from tradelog.surveillance.risk import PositionLimit, RiskSettings

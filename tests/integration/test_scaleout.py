@@ -33,6 +33,7 @@ import psycopg
 import pytest
 
 from tradelog import app as core
+from tradelog import service
 from tradelog.config import Config, load_config
 from tradelog.model.events import Event, EventKind, Reject, RejectReason, Side
 from tradelog.pipeline.batch import CleanChunk, StreamInfo
@@ -43,13 +44,13 @@ from tradelog.sources.partitioned import (
     EnvelopeDecoder,
     Piece,
     Processor,
-    ScaleoutSettings,
     SymbolRouter,
     ensure_partition_stream,
     load_checkpoint,
     partition_of,
     piece_array,
 )
+from tradelog.sources.settings import ScaleoutSettings
 from tradelog.storage.base import Store
 
 from .pg import fresh_database
@@ -318,11 +319,11 @@ def test_kill_9_of_a_worker_mid_stream_loses_and_duplicates_nothing(tmp_path: Pa
         cfg_path = write_config(tmp_path, tag, url, batch_events=32)
         reference(cfg_path, ref_url, tmp_path / "in.jsonl")
         cfg = load_config(cfg_path, environ={})
-        stats = asyncio.run(core.build_collector(cfg).run(threading.Event(), idle_exit_s=0.3))
+        stats = asyncio.run(service.build_collector(cfg).run(threading.Event(), idle_exit_s=0.3))
         assert stats.records == lines
         victim = ready(worker(cfg_path, "0-1", tmp_path))
         store = core.open_store(url, settings=cfg.store)
-        other, _ = core.build_processor(cfg, store, [2, 3])
+        other, _ = service.build_processor(cfg, store, [2, 3])
         try:
             other.start()
             stored = 0
@@ -383,13 +384,13 @@ def test_threads_sharing_one_duckdb_store_match_one_replay(tmp_path: Path) -> No
         cfg_path = write_config(tmp_path, tag, url)
         reference(cfg_path, ref_url, tmp_path / "in.jsonl")
         cfg = load_config(cfg_path, environ={})
-        collector = core.build_collector(cfg)
+        collector = service.build_collector(cfg)
         stats = asyncio.run(collector.run(threading.Event(), idle_exit_s=0.3))
         assert stats.records == lines and stats.unrouted == 0
         store = core.open_store(url, settings=cfg.store)
         try:
-            a, _ = core.build_processor(cfg, store, [0, 1])
-            b, _ = core.build_processor(cfg, store, [2, 3])
+            a, _ = service.build_processor(cfg, store, [0, 1])
+            b, _ = service.build_processor(cfg, store, [2, 3])
             a.start()
             b.start()
             deadline = time.monotonic() + 60
@@ -413,7 +414,7 @@ def test_a_resent_batch_is_dropped_by_jetstream(tmp_path: Path) -> None:
         cfg: Config = load_config(write_config(tmp_path, tag, "duckdb:///x.duckdb"), environ={})
 
         async def scenario() -> tuple[int, int, int, list[Piece]]:
-            collector: Collector = core.build_collector(cfg)
+            collector: Collector = service.build_collector(cfg)
             reads = collector.read(10**9, 0.0)
             msgs = collector.encode(reads)
             nc = await nats.connect(NATS_URL)
@@ -447,12 +448,12 @@ def test_collector_checkpoint_follows_the_acks(tmp_path: Path) -> None:
     lines = write_input(tmp_path / "in.jsonl", 500)
     with scaleout_stream(tag):
         cfg = load_config(write_config(tmp_path, tag, "duckdb:///x.duckdb"), environ={})
-        first = asyncio.run(core.build_collector(cfg).run(threading.Event(), idle_exit_s=0.2))
+        first = asyncio.run(service.build_collector(cfg).run(threading.Event(), idle_exit_s=0.2))
         ckpt = load_checkpoint(cfg.scaleout.checkpoint)
         size = os.path.getsize(tmp_path / "in.jsonl")
         assert [row[1] for row in ckpt.positions["eng"]] == [size]
         assert ckpt.routes  # order id → symbol, for symbol-less events after a restart
-        again = asyncio.run(core.build_collector(cfg).run(threading.Event(), idle_exit_s=0.2))
+        again = asyncio.run(service.build_collector(cfg).run(threading.Event(), idle_exit_s=0.2))
         assert first.records == lines
         assert again.records == 0 and again.messages == 0
 
@@ -563,10 +564,10 @@ def test_workers_ride_out_lost_store_connections(tmp_path: Path) -> None:
         reference(cfg_path, ref_url, tmp_path / "in.jsonl")
         cfg = load_config(cfg_path, environ={})
         cfg.scaleout.fetch_batch = 2  # many small commits, so terminations hit some
-        asyncio.run(core.build_collector(cfg).run(threading.Event(), idle_exit_s=0.3))
+        asyncio.run(service.build_collector(cfg).run(threading.Event(), idle_exit_s=0.3))
         db = url.rsplit("/", 1)[1]
         store = core.open_store(url, settings=cfg.store)
-        processor, _ = core.build_processor(cfg, store, [0, 1, 2, 3])
+        processor, _ = service.build_processor(cfg, store, [0, 1, 2, 3])
         terminated = 0
         try:
             processor.start()

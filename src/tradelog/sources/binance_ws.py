@@ -37,7 +37,6 @@ import heapq
 import logging
 import math
 import random
-import re
 import threading
 import time
 import urllib.error
@@ -59,16 +58,11 @@ from tradelog.model.events import Event, Reject, RejectReason
 from tradelog.parsing.base import Failure, Record
 from tradelog.pipeline.batch import CleanChunk, StreamInfo
 from tradelog.pipeline.live import Submission
+from tradelog.sources.settings import BinanceSettings, StreamType
 from tradelog.stages.clean import Cleaner
 
 log = logging.getLogger("tradelog.sources.binance_ws")
 
-StreamType = Literal["trade", "aggTrade", "bookTicker", "depth"]
-STREAM_TYPES: Final[tuple[str, ...]] = ("trade", "aggTrade", "bookTicker", "depth")
-MAX_STREAMS_PER_CONNECTION: Final = 1024
-"""Binance refuses more streams on one connection."""
-CONNECTION_LIFETIME_S: Final = 24 * 3600.0
-"""Binance closes every connection after 24 hours."""
 OTHER_STREAM: Final = "other"
 """Stream name for messages of no subscribed stream (errors, unknown wrappers)."""
 SHUTDOWN_STREAM: Final = "!serverShutdown"
@@ -81,113 +75,7 @@ FINAL_FLUSH_S: Final = 2.0
 MAX_SNAPSHOT_BYTES: Final = 16 << 20
 DEPTH_BUFFER_LIMIT: Final = 2000
 """Depth updates buffered per symbol while waiting for a snapshot (200 s at 100 ms)."""
-_SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9]{2,30}")
 _MS_TO_NS: Final = 1_000_000
-
-
-class BinanceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What to follow on Binance spot and how (a ``binance`` source's settings)."""
-
-    symbols: list[str]
-    """Symbols to follow (``BTCUSDT``), any case; sent lower-case as Binance requires."""
-    streams: list[StreamType] = msgspec.field(default_factory=lambda: ["trade", "bookTicker"])
-    """Streams per symbol: ``trade``, ``aggTrade``, ``bookTicker``, ``depth`` (the diff depth
-    stream at 100 ms, kept as a local order book)."""
-    ws_url: str = "wss://stream.binance.com:9443"
-    """WebSocket base URL; ``wss://data-stream.binance.vision`` is the market-data-only host."""
-    rest_url: str = "https://api.binance.com"
-    """REST base URL, for depth snapshots."""
-    venue: str = "BINANCE"
-    """Venue written on every event."""
-    reconnect_after_s: float = 23 * 3600.0
-    """Renew the connection after this long, before Binance cuts it at 24 h."""
-    backoff_initial_s: float = 1.0
-    """First reconnect delay bound; each failure doubles it (full jitter: uniform in [0, bound])."""
-    backoff_max_s: float = 60.0
-    """Upper bound of the reconnect delay; a connection that lived this long resets it."""
-    open_timeout_s: float = 10.0
-    """Timeout of the WebSocket opening handshake."""
-    ping_interval_s: float | None = 20.0
-    """Our own keepalive pings (detect a dead TCP connection); None disables them. Server
-    pings are answered whatever this says."""
-    ping_timeout_s: float | None = 20.0
-    """Drop the connection when our ping gets no pong within this time; None never drops."""
-    depth_snapshot_limit: int = 1000
-    """Levels requested in a depth snapshot (1–5000; 1000 costs 50 request weight)."""
-    depth_levels_kept: int = 20
-    """Levels per side published by ``book(symbol)`` for the dashboard."""
-    depth_quotes: Literal["on_change", "every_update"] = "on_change"
-    """Emit a depth quote when the top of book changed (``on_change``) or after every
-    applied update (``every_update``)."""
-    snapshot_timeout_s: float = 10.0
-    """Timeout of a REST depth snapshot request."""
-    flush_interval_ms: float = 5.0
-    """Records received within this window go to the runner as one submission."""
-    flush_max_records: int = 500
-    """… or as soon as this many are waiting."""
-    max_buffered_records: int = 50_000
-    """Records kept while the runner refuses (inbox full); beyond it the oldest quotes are
-    dropped, then the oldest trades, all counted."""
-
-    def __post_init__(self) -> None:
-        if not self.symbols:
-            raise ValueError("symbols: must list at least one symbol")
-        seen: set[str] = set()
-        for sym in self.symbols:
-            if not _SYMBOL_RE.fullmatch(sym):
-                raise ValueError(f"symbols: {sym!r} is not a Binance symbol (letters and digits)")
-            if sym.upper() in seen:
-                raise ValueError(f"symbols: {sym!r} is listed twice")
-            seen.add(sym.upper())
-        if not self.streams:
-            raise ValueError(f"streams: must list at least one of {', '.join(STREAM_TYPES)}")
-        if len(set(self.streams)) != len(self.streams):
-            raise ValueError(f"streams: listed twice in {self.streams}")
-        count = len(self.symbols) * len(self.streams)
-        if count > MAX_STREAMS_PER_CONNECTION:
-            raise ValueError(
-                f"symbols × streams must be at most {MAX_STREAMS_PER_CONNECTION} streams per "
-                f"connection; was {count}"
-            )
-        if not self.ws_url.startswith(("ws://", "wss://")):
-            raise ValueError(f"ws_url: must start with ws:// or wss://; was {self.ws_url!r}")
-        if not self.rest_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"rest_url: must start with http:// or https://; was {self.rest_url!r}"
-            )
-        if not 0 < self.reconnect_after_s < CONNECTION_LIFETIME_S:
-            raise ValueError(
-                "reconnect_after_s: must be > 0 and below Binance's 24 h cut (86400); "
-                f"was {self.reconnect_after_s}"
-            )
-        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
-            raise ValueError(
-                "backoff: need 0 < backoff_initial_s <= backoff_max_s; was "
-                f"{self.backoff_initial_s} and {self.backoff_max_s}"
-            )
-        for name in ("open_timeout_s", "snapshot_timeout_s", "flush_interval_ms"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be > 0; was {getattr(self, name)}")
-        for name in ("ping_interval_s", "ping_timeout_s"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name}: must be > 0 (or absent to disable); was {value}")
-        if not 1 <= self.depth_snapshot_limit <= 5000:
-            raise ValueError(
-                f"depth_snapshot_limit: must be 1–5000; was {self.depth_snapshot_limit}"
-            )
-        if not 1 <= self.depth_levels_kept <= self.depth_snapshot_limit:
-            raise ValueError(
-                "depth_levels_kept: must be between 1 and depth_snapshot_limit "
-                f"({self.depth_snapshot_limit}); was {self.depth_levels_kept}"
-            )
-        if self.flush_max_records < 1:
-            raise ValueError(f"flush_max_records: must be >= 1; was {self.flush_max_records}")
-        if self.max_buffered_records < self.flush_max_records:
-            raise ValueError(
-                "max_buffered_records: must be >= flush_max_records "
-                f"({self.flush_max_records}); was {self.max_buffered_records}"
-            )
 
 
 def stream_name(symbol: str, kind: StreamType) -> str:

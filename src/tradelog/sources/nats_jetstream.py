@@ -29,12 +29,11 @@ import dataclasses
 import functools
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 import nats.errors
@@ -56,6 +55,7 @@ from tradelog.model.events import Event
 from tradelog.pipeline.batch import CleanChunk, StreamInfo
 from tradelog.pipeline.ingest import StreamDecoder
 from tradelog.pipeline.live import LiveRunner, Submission
+from tradelog.sources.settings import NatsSinkSettings, NatsSourceSettings, Storage
 from tradelog.storage.base import CommitBatch
 
 log = logging.getLogger("tradelog.sources.nats")
@@ -78,136 +78,6 @@ NAK_DELAY_S: Final = 1.0
 """Redelivery delay after a failed commit (a failing store is not hammered)."""
 PUBLISH_TIMEOUT_S: Final = 5.0
 """How long the sink waits for the PubAcks of one group of publishes."""
-
-_NAME_RE: Final = re.compile(r"[^\s.*>]+")
-_TOKEN_RE: Final = re.compile(r"[^\s.*>]+|\*|>")
-
-Storage = Literal["file", "memory"]
-
-
-def _check(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{key}: must be {expected}; was {value!r}")
-
-
-def valid_subject(subject: str, wildcards: bool) -> bool:
-    """A NATS subject: dot-separated non-empty tokens without spaces; ``*`` and a final
-    ``>`` only where wildcards are allowed.
-
-    >>> valid_subject("trades.>", True), valid_subject("trades.>", False)
-    (True, False)
-    >>> valid_subject("a..b", True), valid_subject("a.>.b", True)
-    (False, False)
-    """
-    tokens = subject.split(".")
-    for i, token in enumerate(tokens):
-        if not _TOKEN_RE.fullmatch(token):
-            return False
-        if token in ("*", ">") and not wildcards:
-            return False
-        if token == ">" and i != len(tokens) - 1:
-            return False
-    return True
-
-
-class NatsSourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Where a ``nats`` source reads: a stream, a filter subject and a durable consumer."""
-
-    url: str = "nats://127.0.0.1:4222"
-    """NATS server URL."""
-    stream: str
-    """JetStream stream to read (created with ``subjects`` if it does not exist)."""
-    subject: str
-    """Filter subject of the consumer (``trades.>``): what this source reads."""
-    subjects: list[str] = []
-    """Subjects of the stream when this source creates it; empty: ``[subject]``."""
-    durable: str = "tradelog"
-    """Durable consumer name: its position survives restarts; one per reading process. A
-    new durable starts at the stream's first message."""
-    storage: Storage = "file"
-    """Storage of a stream this source creates."""
-    max_age_s: float = 0.0
-    """Age limit of a stream this source creates (0: none)."""
-    max_bytes: int = -1
-    """Size limit of a stream this source creates (-1: none)."""
-    fetch_batch: int = 256
-    """Messages per pull request (each message may hold many records)."""
-    fetch_wait_s: float = 0.5
-    """How long an idle pull waits for messages; also bounds how long ``stop`` waits for
-    the pull in progress."""
-    max_in_flight_records: int = 32_768
-    """Fetching pauses while this many fetched records wait for their commit
-    (backpressure and bounded memory; a few live batches, so commits stay large)."""
-    ack_wait_s: float = 30.0
-    """Consumer ack wait (when created): an unacked message is redelivered after it."""
-    max_deliver: int = -1
-    """Consumer delivery limit (when created); -1: redeliver until processed (no loss)."""
-    drain_timeout_s: float = 10.0
-    """On stop, how long in-flight batches may take to commit and be acked."""
-
-    def __post_init__(self) -> None:
-        _check(bool(_NAME_RE.fullmatch(self.stream)), "stream", "a name without . * >", self.stream)
-        _check(valid_subject(self.subject, True), "subject", "a NATS subject", self.subject)
-        for s in self.subjects:
-            _check(valid_subject(s, True), "subjects", "NATS subjects", self.subjects)
-        _check(
-            bool(_NAME_RE.fullmatch(self.durable)), "durable", "a name without . * >", self.durable
-        )
-        _check(self.max_age_s >= 0, "max_age_s", ">= 0", self.max_age_s)
-        _check(self.fetch_batch >= 1, "fetch_batch", ">= 1", self.fetch_batch)
-        _check(self.fetch_wait_s > 0, "fetch_wait_s", "> 0", self.fetch_wait_s)
-        _check(
-            self.max_in_flight_records >= 1,
-            "max_in_flight_records",
-            ">= 1",
-            self.max_in_flight_records,
-        )
-        _check(self.ack_wait_s > 0, "ack_wait_s", "> 0", self.ack_wait_s)
-        _check(
-            self.max_deliver == -1 or self.max_deliver >= 1,
-            "max_deliver",
-            "-1 or >= 1",
-            self.max_deliver,
-        )
-        _check(self.drain_timeout_s >= 0, "drain_timeout_s", ">= 0", self.drain_timeout_s)
-
-    @property
-    def stream_subjects(self) -> list[str]:
-        """Subjects a stream created by this source gets."""
-        return list(self.subjects) or [self.subject]
-
-
-class NatsSinkSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Where a ``nats`` sink publishes committed events."""
-
-    url: str = "nats://127.0.0.1:4222"
-    """NATS server URL."""
-    stream: str = "TRADELOG_EVENTS"
-    """Stream holding the published events (created on ``<subject_prefix>.>`` if missing)."""
-    subject_prefix: str = "tradelog.events"
-    """Events go to ``<subject_prefix>.<kind>`` (``tradelog.events.fill``)."""
-    include_raw: bool = False
-    """Also publish each event's raw source text (larger messages)."""
-    max_pending: int = 64
-    """Commit batches queued for publishing; when full, new batches are dropped (counted)."""
-    max_in_flight: int = 256
-    """Publishes awaiting their PubAck at once (bounded concurrency)."""
-    storage: Storage = "file"
-    """Storage of the stream when this sink creates it."""
-    max_age_s: float = 86_400.0
-    """Age limit of the stream when this sink creates it (0: none)."""
-
-    def __post_init__(self) -> None:
-        _check(bool(_NAME_RE.fullmatch(self.stream)), "stream", "a name without . * >", self.stream)
-        _check(
-            valid_subject(self.subject_prefix, False),
-            "subject_prefix",
-            "a NATS subject without wildcards",
-            self.subject_prefix,
-        )
-        _check(self.max_pending >= 1, "max_pending", ">= 1", self.max_pending)
-        _check(self.max_in_flight >= 1, "max_in_flight", ">= 1", self.max_in_flight)
-        _check(self.max_age_s >= 0, "max_age_s", ">= 0", self.max_age_s)
 
 
 def stream_key(stream: str) -> str:

@@ -73,14 +73,12 @@ from tradelog.sources.nats_jetstream import (
     PUBLISH_TIMEOUT_S,
     ConnectionStats,
     NatsSource,
-    NatsSourceSettings,
-    Storage,
     _Backoff,
     _close_quietly,
     connect,
     stream_key,
-    valid_subject,
 )
+from tradelog.sources.settings import NatsSourceSettings, ScaleoutSettings
 from tradelog.stages.mark import MarkSettings
 from tradelog.storage.base import CommitBatch, Store
 from tradelog.surveillance.engine import SurveillanceSettings
@@ -96,75 +94,6 @@ PARTITION_CACHE: Final = 1 << 16
 """Routing keys whose partition is remembered (cleared when it grows past this)."""
 NO_SYMBOL: Final = ""
 """Routing key of events with neither a symbol nor a known order."""
-
-_NAME_RE: Final = re.compile(r"[^\s.*>]+")
-
-
-class ScaleoutSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``[scaleout]``: where collectors publish and processors read."""
-
-    url: str = "nats://127.0.0.1:4222"
-    stream: str = "TRADELOG_PARTITIONS"
-    """JetStream stream of normalised events (created on ``<subject_prefix>.>`` if missing)."""
-    subject_prefix: str = "tradelog.part"
-    """Partition k is the subject ``<subject_prefix>.p<k>``."""
-    partitions: int = 4
-    """Number of partitions N; fixed for the life of a store (state is owned per partition)."""
-    batch_events: int = 1000
-    """Most events in one message."""
-    linger_ms: float = 20.0
-    """A flush waits at most this long for more records once it has some."""
-    durable: str = "tradelog-worker"
-    """Consumers are ``<durable>-p<k>``: one per partition, whichever worker owns it."""
-    checkpoint: str = "./tradelog-data/collector.ckpt"
-    """The collector's file positions and order routes (relative to the config file)."""
-    checkpoint_interval_s: float = 1.0
-    """Acknowledged positions are written at most this often (and at stop)."""
-    route_cache: int = 500_000
-    """Order ids whose symbol the collector remembers (events without a symbol)."""
-    storage: Storage = "file"
-    max_age_s: float = 0.0
-    """Age limit of the stream when created (0: none)."""
-    duplicate_window_s: float = 120.0
-    """JetStream's ``Nats-Msg-Id`` window when the stream is created."""
-    fetch_batch: int = 16
-    """Messages per pull request of a processor (16 × up to ``batch_events``: about one
-    micro-batch per fetch, so commits stay a few thousand events)."""
-    max_in_flight_records: int = 32_768
-    ack_wait_s: float = 30.0
-    commit_retry_s: float = 300.0
-    """How long a worker retries a commit that failed on a lost store connection (PostgreSQL
-    restarting) before giving up; meanwhile it fetches nothing and JetStream keeps the data."""
-
-    def __post_init__(self) -> None:
-        def check(ok: bool, key: str, expected: str, value: object) -> None:
-            if not ok:
-                raise ValueError(f"{key}: must be {expected}; was {value!r}")
-
-        check(bool(_NAME_RE.fullmatch(self.stream)), "stream", "a name without . * >", self.stream)
-        check(
-            valid_subject(self.subject_prefix, False),
-            "subject_prefix",
-            "a NATS subject without wildcards",
-            self.subject_prefix,
-        )
-        check(
-            bool(_NAME_RE.fullmatch(self.durable)), "durable", "a name without . * >", self.durable
-        )
-        check(1 <= self.partitions <= 4096, "partitions", "in 1..4096", self.partitions)
-        check(self.batch_events >= 1, "batch_events", ">= 1", self.batch_events)
-        check(self.linger_ms >= 0, "linger_ms", ">= 0", self.linger_ms)
-        check(self.route_cache >= 1, "route_cache", ">= 1", self.route_cache)
-        check(self.fetch_batch >= 1, "fetch_batch", ">= 1", self.fetch_batch)
-        check(self.ack_wait_s > 0, "ack_wait_s", "> 0", self.ack_wait_s)
-        check(self.commit_retry_s >= 0, "commit_retry_s", ">= 0", self.commit_retry_s)
-        check(self.duplicate_window_s > 0, "duplicate_window_s", "> 0", self.duplicate_window_s)
-
-    def subject(self, partition: int) -> str:
-        return f"{self.subject_prefix}.p{partition}"
-
-    def consumer(self, partition: int) -> str:
-        return f"{self.durable}-p{partition}"
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -33,38 +33,13 @@ from tradelog.sources.nats_jetstream import (
     _wait,
     connect,
 )
+from tradelog.sources.settings import RiskPublisherSettings
 from tradelog.storage.base import CommitBatch
 
 log = logging.getLogger("tradelog.sources.risk")
 
 _TOKEN_BAD: Final = re.compile(r"[^A-Za-z0-9_-]")
 FLUSH_TIMEOUT_S: Final = 2
-
-
-class RiskPublisherSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Where risk alerts go (config ``[surveillance.publish]``); nothing is published when
-    neither ``nats_url`` nor ``webhook_url`` is set."""
-
-    nats_url: str | None = None
-    subject_prefix: str = "tradelog.risk"
-    webhook_url: str | None = None
-    webhook_timeout_s: float = 2.0
-    webhook_retries: int = 3
-    """Attempts after the first one."""
-    webhook_backoff_s: float = 0.5
-    """Pause before the first retry; doubles each time."""
-    max_pending: int = 1000
-    """Messages queued per destination before new ones are dropped (and counted)."""
-
-    def __post_init__(self) -> None:
-        if self.webhook_url is not None and not self.webhook_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError(f"webhook_url: must be http:// or https://; was {self.webhook_url!r}")
-        if self.webhook_timeout_s <= 0:
-            raise ValueError(f"webhook_timeout_s: must be > 0; was {self.webhook_timeout_s}")
-        if self.webhook_retries < 0 or self.max_pending < 1:
-            raise ValueError("webhook_retries must be >= 0 and max_pending >= 1")
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ workers (each owns an equal share of the partitions) on the filled stream and ti
 the moment all of them are consuming until every event is committed. Figures are printed;
 nothing is asserted.
 
-    python benchmarks/scaleout.py [--events 200000] [--workers 1,2] [--partitions 4]
+    python benchmarks/scale.py [--events 200000] [--workers 1,2] [--partitions 4]
         [--pg postgresql://127.0.0.1:5432/test]
 """
 
@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE))
 
 from gen import write  # noqa: E402
 from tradelog import app as core  # noqa: E402
+from tradelog import service  # noqa: E402
 from tradelog.config import load_config  # noqa: E402
 
 
@@ -107,7 +108,7 @@ def run(events: int, workers: int, partitions: int, admin: str) -> None:
             cfg_path = config(tmp, data, stream, url, partitions)
             core.open_store(url).close()  # migrate before the clock runs
             cfg = load_config(cfg_path, environ={})
-            collector = core.build_collector(cfg)
+            collector = service.build_collector(cfg)
             t0 = time.perf_counter()
             stats = asyncio.run(collector.run(threading.Event(), idle_exit_s=0.05))
             collect_s = time.perf_counter() - t0 - 0.05
