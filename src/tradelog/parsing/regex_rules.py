@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -60,6 +61,7 @@ from tradelog.parsing.base import (
     iter_lines,
 )
 
+_T = TypeVar("_T")
 _HALF_DAY_NS: Final = NS_PER_DAY // 2
 _FRACTION_SCALE: Final[tuple[int, ...]] = tuple(10 ** (9 - n) for n in range(10))
 _TIME_CACHE_LIMIT: Final = 4096
@@ -253,15 +255,19 @@ def _required_text(regex: re.Pattern[str]) -> str | None:
     return best if best is not None and len(best) >= 3 else None
 
 
-class _Rule:
-    """A validated, compiled ``RegexRule``."""
+class CompiledRule:
+    """A validated, compiled ``RegexRule`` (what a combined parse + clean step plans from:
+    its named groups in group order, value maps, templates and defaults)."""
 
     __slots__ = (
         "defaults",
+        "group_count",
+        "index",
         "kind",
         "kind_from",
         "kind_map",
         "label",
+        "names",
         "needle",
         "search",
         "skip",
@@ -287,6 +293,10 @@ class _Rule:
             raise ValueError(f"{label}: invalid pattern {rule.pattern!r}: {exc}") from None
         self.search = regex.search
         self.needle = _required_text(regex)
+        self.index = index
+        self.group_count = regex.groups
+        # named groups in group-number order: the order of ``groupdict()`` and ``groups()``
+        self.names = tuple(sorted(regex.groupindex, key=regex.groupindex.__getitem__))
         self.skip = rule.skip
         self.kind: str | None = rule.kind
         self.kind_from: str | None = rule.kind_from
@@ -462,7 +472,7 @@ class RegexParser:
         day = config_day if path_day is None else path_day
         self._day_ns = day or 0
         self._rules = tuple(
-            _Rule(i, rule, self._zone, day is not None, path_fields)
+            CompiledRule(i, rule, self._zone, day is not None, path_fields)
             for i, rule in enumerate(settings.rules)
         )
         self._start: re.Pattern[str] | None = None
@@ -488,15 +498,30 @@ class RegexParser:
         instance consumed up to there without finding any record start yet.
         """
         if self._start is None:
-            return self._parse_lines(data, base, final)
+            return self.parse_lines(data, base, final, self._apply)
         return self._parse_records(data, base, final, self._start)
 
+    @property
+    def line_mode(self) -> bool:
+        """One record per line (no ``record_start``): what ``parse_lines`` serves."""
+        return self._start is None
+
+    @property
+    def rules(self) -> tuple[CompiledRule, ...]:
+        """The compiled rules, in the order they are tried."""
+        return self._rules
+
     # ---- record splitting ------------------------------------------------
-    def _parse_lines(self, data: bytes, base: int, final: bool) -> tuple[list[Item], int]:
+    def parse_lines(
+        self, data: bytes, base: int, final: bool, apply: Callable[[str, int, int], _T]
+    ) -> tuple[list[_T | Failure | Skip], int]:
+        """The one-record-per-line split of ``parse``, with ``apply(text, start, end)``
+        turning each readable non-blank line into its result: ``_apply`` for items, or a
+        caller's combined parse + clean step, which then splits lines exactly as ``parse``
+        does (too long, invalid UTF-8, blank and ``\\r``-terminated lines alike)."""
         lines, consumed = iter_lines(data, final)
-        out: list[Item] = []
+        out: list[_T | Failure | Skip] = []
         append = out.append
-        apply = self._apply
         max_bytes = self._max_bytes
         start = base
         for line in lines:
@@ -520,7 +545,9 @@ class RegexParser:
                     append(apply(text, start, end))
             start = end
         if start > base + consumed:  # the last line of a final chunk has no newline
-            out[-1].end = base + consumed
+            last = out[-1]
+            if isinstance(last, Record | Failure | Skip):
+                last.end = base + consumed
         return out, consumed
 
     def _parse_records(
@@ -609,26 +636,39 @@ class RegexParser:
     # ---- one record --------------------------------------------------------
     def _apply(self, text: str, start: int, end: int) -> Item:
         """One record's text → Record, Failure or Skip, by the first rule that matches."""
+        found = self.match(text)
+        if found is None:
+            return self.unmatched(text, start, end)
+        return self.finish(found[0], found[1], text, start, end)
+
+    def match(self, text: str) -> tuple[CompiledRule, re.Match[str]] | None:
+        """The first rule whose pattern matches the record, with its match."""
         for rule in self._rules:
             needle = rule.needle
             if needle is not None and needle not in text:
                 continue  # the rule's pattern needs this text: it cannot match
             m = rule.search(text)
             if m is not None:
-                break
-        else:
-            if self._ignore_unmatched:
-                return Skip("unmatched", start, end)
-            return Failure(
-                RejectReason.NO_RULE_MATCHED,
-                f"none of the {len(self._rules)} rules matched",
-                text,
-                start,
-                end,
-            )
+                return rule, m
+        return None
+
+    def unmatched(self, text: str, start: int, end: int) -> Skip | Failure:
+        """The item of a record that no rule matches."""
+        if self._ignore_unmatched:
+            return Skip("unmatched", start, end)
+        return Failure(
+            RejectReason.NO_RULE_MATCHED,
+            f"none of the {len(self._rules)} rules matched",
+            text,
+            start,
+            end,
+        )
+
+    def finish(self, rule: CompiledRule, m: re.Match[str], text: str, start: int, end: int) -> Item:
+        """The item of a record that ``rule`` matched (``m``); reads its timestamp, so
+        it advances the midnight rollover of time-only formats."""
         if rule.skip:
             return Skip("rule_skip", start, end)
-
         groups = m.groupdict()
         raw_time = groups.get(rule.time_group)
         if raw_time is None:
@@ -643,27 +683,58 @@ class RegexParser:
         # a group that did not take part is None; all() is the cheap test (it is also false
         # for a group that matched "", which the exact checks below tell apart)
         complete = all(groups.values())
-        composed: list[tuple[str, str]] | None = None
-        if rule.templates:
-            if not complete:
-                for name, _, used in rule.templates:
-                    for group in used:
-                        if groups[group] is None:
-                            return Failure(
-                                RejectReason.MISSING_FIELD,
-                                f"{rule.label}: {name} needs group {group!r}, which did not match",
-                                text,
-                                start,
-                                end,
-                                name,
-                            )
-            composed = [(name, template.format_map(groups)) for name, template, _ in rule.templates]
-        kind = rule.kind
-        if kind is None and rule.kind_from is not None:
-            raw_kind = groups[rule.kind_from]
-            if raw_kind is not None:
-                kind = rule.kind_map.get(raw_kind, raw_kind)
+        composed = self._compose(rule, groups, complete, text, start, end)
+        if isinstance(composed, Failure):
+            return composed
+        ts_ns = self.timestamp(rule, raw_time, text, start, end)
+        if isinstance(ts_ns, Failure):
+            return ts_ns
+        return self._record(rule, groups, complete, composed, ts_ns, text, start, end)
 
+    def record(
+        self, rule: CompiledRule, m: re.Match[str], ts_ns: int, text: str, start: int, end: int
+    ) -> Record | Failure:
+        """What ``finish`` gives for a match whose time the caller already read with
+        ``timestamp`` (so it is not read, nor the day rollover advanced, twice)."""
+        groups = m.groupdict()
+        complete = all(groups.values())
+        composed = self._compose(rule, groups, complete, text, start, end)
+        if isinstance(composed, Failure):
+            return composed
+        return self._record(rule, groups, complete, composed, ts_ns, text, start, end)
+
+    def _compose(
+        self,
+        rule: CompiledRule,
+        groups: dict[str, Any],
+        complete: bool,
+        text: str,
+        start: int,
+        end: int,
+    ) -> list[tuple[str, str]] | Failure | None:
+        """The rule's template fields (None without templates), or the ``missing_field``
+        failure of a template whose group did not take part in the match."""
+        if not rule.templates:
+            return None
+        if not complete:
+            for name, _, used in rule.templates:
+                for group in used:
+                    if groups[group] is None:
+                        return Failure(
+                            RejectReason.MISSING_FIELD,
+                            f"{rule.label}: {name} needs group {group!r}, which did not match",
+                            text,
+                            start,
+                            end,
+                            name,
+                        )
+        return [(name, template.format_map(groups)) for name, template, _ in rule.templates]
+
+    def timestamp(
+        self, rule: CompiledRule, raw_time: str, text: str, start: int, end: int
+    ) -> int | Failure:
+        """UTC ns of a record's time group, or its ``invalid_timestamp`` failure. A
+        time-only time advances the stream's midnight rollover: call once per record."""
         reader = rule.time_reader
         assert reader is not None  # every rule that is not a skip rule has one
         # the memoised common case of ``reader.read``, inlined: this runs for every record
@@ -701,7 +772,25 @@ class RegexParser:
                         end,
                         rule.time_group,
                     )
+        return ts_ns
 
+    def _record(
+        self,
+        rule: CompiledRule,
+        groups: dict[str, Any],
+        complete: bool,
+        composed: list[tuple[str, str]] | None,
+        ts_ns: int,
+        text: str,
+        start: int,
+        end: int,
+    ) -> Record:
+        """The record's fields from its groups: value maps, templates, defaults, kind."""
+        kind = rule.kind
+        if kind is None and rule.kind_from is not None:
+            raw_kind = groups[rule.kind_from]
+            if raw_kind is not None:
+                kind = rule.kind_map.get(raw_kind, raw_kind)
         # from here on ``groups`` becomes the record's fields
         fields: dict[str, Any] = groups
         if not complete:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from tradelog.model.events import Event, Reject
 from tradelog.parsing.base import Item, Parser
+from tradelog.parsing.regex_rules import RegexParser
 from tradelog.pipeline.batch import CleanChunk, StreamInfo
 from tradelog.stages.clean import Cleaner
 from tradelog.stages.clean_jsonl import FastJsonl
+from tradelog.stages.clean_regex import FastRegex
 
 
 def clean_items(
@@ -38,14 +40,23 @@ def clean_items(
 
 
 class StreamDecoder:
-    """Bytes of one stream → cleaned chunk: a parser + the source's cleaner, or the fast
-    JSON-lines path. One instance per stream (parsers keep per-stream state)."""
+    """Bytes of one stream → cleaned chunk: a parser + the source's cleaner, or a fast
+    path that parses and cleans in one step (JSON lines; regex text logs, taken here for
+    a line-record ``RegexParser`` whose cleaner has no value maps or static fields of its
+    own). One instance per stream (parsers keep per-stream state)."""
 
     def __init__(
-        self, info: StreamInfo, cleaner: Cleaner, parser: Parser | None, fast: FastJsonl | None
+        self,
+        info: StreamInfo,
+        cleaner: Cleaner,
+        parser: Parser | None,
+        fast: FastJsonl | FastRegex | None,
     ) -> None:
         if (parser is None) == (fast is None):
             raise ValueError("a stream decoder needs exactly one of parser and fast path")
+        if isinstance(parser, RegexParser) and FastRegex.applies(parser, cleaner.settings):
+            fast = FastRegex(parser, cleaner)
+            parser = None
         self.info = info
         self.cleaner = cleaner
         self.parser = parser

@@ -180,6 +180,7 @@ class Cleaner:
         self._symbol_case = _case(norm.symbol_case)
         self._venue_case = _case(norm.venue_case)
         self._allow_nonpositive = settings.allow_nonpositive_prices
+        self.read_rules: dict[str, str] = {}
         self._conv = self._converters()
         self.zone = LocalZone(settings.time_zone) if settings.time_zone else None
         self.read_symbol = self._conv["symbol"]
@@ -360,23 +361,35 @@ class Cleaner:
 
     # ---- value readers ---------------------------------------------------
     def _converters(self) -> dict[str, Callable[[Any], Any]]:
-        """canonical field name → reader that returns the typed value or raises _Invalid."""
+        """canonical field name → reader that returns the typed value or raises _Invalid.
+
+        Also fills ``read_rules``: the rule of each plain number or text reader (what
+        ``FastRegex`` checks inline for string values); the others are not listed."""
         convs: dict[str, Callable[[Any], Any]] = {}
+        rules: dict[str, str] = {}
         allow_nonpositive = self._allow_nonpositive
         for name in _POSITIVE:
             convs[name] = _number_reader(name, "positive")
+            rules[name] = "positive"
         for name in _NON_NEGATIVE:
             convs[name] = _number_reader(name, "non_negative")
+            rules[name] = "non_negative"
         for name in _PRICES:
-            convs[name] = _number_reader(name, "any" if allow_nonpositive else "price")
+            rules[name] = "any" if allow_nonpositive else "price"
+            convs[name] = _number_reader(name, rules[name])
         for name in _SIGNED:
             convs[name] = _number_reader(name, "any")
+            rules[name] = "any"
         for name in _STRING_FIELDS:
             convs[name] = _string_reader(name)
+            rules[name] = "string"
         convs["side"] = _enum_reader("side", _with_upper(_SIDES))
         convs["liquidity"] = _enum_reader("liquidity", _with_upper(_LIQUIDITY))
         convs["symbol"] = _mapped_reader("symbol", self._symbols, self._symbol_case)
         convs["venue"] = _mapped_reader("venue", self._venues, self._venue_case)
+        for name in ("side", "liquidity", "symbol", "venue"):
+            rules.pop(name, None)
+        self.read_rules = rules
         return convs
 
 
