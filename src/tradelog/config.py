@@ -88,9 +88,8 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """DuckDB's buffer memory during ``tradelog replay``: no query runs there, so a smaller
     pool keeps the peak memory of a long replay lower (peak RSS of a 10 M-event replay:
     1,396 MiB at 512 MB, 1,231 MiB at 256 MB, same speed; docs/benchmarks.md). Either limit
-    must hold the rows between two checkpoints (128 MB of log) and a few copies of the
-    state snapshot (zstd-compressed: a few MB after a million events); before both were
-    bounded, 256 MB ran out of memory."""
+    must hold the rows between two checkpoints (128 MB of log); the state snapshot is
+    written in 1 MiB rows, so its size does not count (ADR 0016)."""
     threads: int | None = None
     """DuckDB worker threads (default: one per core)."""
     retention_days: int | None = None

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def old_store(path: Path) -> None:
     """A store as schema version 2 left it: no alert tables (3), no position checkpoints (5),
-    no end mid on orders (6)."""
+    no end mid on orders (6), its snapshot in one row (7)."""
     DuckDBStore(str(path)).close()
     con = duckdb.connect(str(path))
     con.execute("DROP TABLE alerts")
@@ -31,6 +31,9 @@ def old_store(path: Path) -> None:
     con.execute("DROP TABLE position_checkpoints")
     con.execute("ALTER TABLE orders DROP COLUMN mid_end")
     con.execute("ALTER TABLE orders DROP COLUMN mid_end_ts")
+    con.execute("DROP TABLE state_snapshot_parts")  # 7
+    (snapshots_v1,) = [s for s in migrations("duckdb")[0][2] if "state_snapshots" in s]
+    con.execute(snapshots_v1)
     con.execute("DELETE FROM schema_migrations WHERE version >= 3")
     con.close()
 

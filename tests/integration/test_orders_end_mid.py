@@ -26,7 +26,7 @@ from tradelog.model.orders import OrderState
 from tradelog.sources.simulator import FILES, PATTERNS, Simulator
 from tradelog.storage.base import Store
 from tradelog.storage.duckdb_store import DuckDBStore
-from tradelog.storage.schema import migrations
+from tradelog.storage.schema import SNAPSHOT_PARTS, migrations
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,17 @@ def duckdb_rollback(url: str) -> None:
     try:
         for col in END_COLUMNS:
             store._con.execute(f"ALTER TABLE orders DROP COLUMN {col}")
+        # migration 7 (DuckDB only): the snapshot back in its one-row table
+        (snapshots_v1,) = [s for s in migrations("duckdb")[0][2] if "state_snapshots" in s]
+        store._con.execute(snapshots_v1)
+        for (partition,) in store._con.execute(
+            f"SELECT DISTINCT partition FROM {SNAPSHOT_PARTS}"
+        ).fetchall():
+            seq, data = store.load_snapshot(partition) or (0, b"")
+            store._con.execute(
+                "INSERT INTO state_snapshots VALUES (?, ?, 0, ?)", [partition, seq, data]
+            )
+        store._con.execute(f"DROP TABLE {SNAPSHOT_PARTS}")
         store._con.execute("DELETE FROM schema_migrations WHERE version >= 6")
     finally:
         store.close()

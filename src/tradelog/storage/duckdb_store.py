@@ -7,7 +7,6 @@ transaction: events, rejects, marks, orders, source positions and the state snap
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -36,7 +35,7 @@ from tradelog.storage.arrow_codec import (
 )
 from tradelog.storage.base import CommitBatch, EventFilter, StreamPosition
 from tradelog.storage.queries import alerts as alert_sql
-from tradelog.storage.schema import migrations
+from tradelog.storage.schema import SNAPSHOT_PARTS, migrations
 from tradelog.storage.shared_reads import SharedReads
 from tradelog.storage.sql import Sql
 
@@ -50,47 +49,26 @@ class StoreOutdatedError(RuntimeError):
     """A read-only store whose schema is older than the code's."""
 
 
-SNAPSHOT_MAGIC: Final = b"TLZ1"
-"""Prefix of a compressed state snapshot: magic, the uncompressed size (8 bytes, little
-endian), then one zstd frame. A snapshot without it is the plain msgpack of older
-stores (msgpack of a map never starts with these bytes)."""
+SNAPSHOT_PART_BYTES: Final = 1 << 20
+"""A stored snapshot is cut into rows of at most this size: DuckDB needed over 640 MB to
+write one 64 MB BLOB, and the compressed snapshot of a 10 M-event replay is ~19 MB (the
+limit had to be raised for that commit, +150 MB of peak RSS at the end of the replay)."""
 
 
-def pack_snapshot(data: bytes) -> bytes:
-    """A state snapshot as stored in DuckDB: zstd level 1 (the 1 M-event snapshot is
-    ~43 MB of msgpack and ~4 MB compressed; DuckDB copies a BLOB parameter several times
-    on its way to disk, which made the snapshot the largest item of replay's peak memory)."""
-    codec = pa.Codec("zstd", compression_level=1)
-    packed = bytes(codec.compress(data, asbytes=True))
-    return SNAPSHOT_MAGIC + len(data).to_bytes(8, "little") + packed
-
-
-def unpack_snapshot(blob: bytes) -> bytes:
-    """The msgpack of a stored snapshot, compressed or (older stores) not."""
-    if not blob.startswith(SNAPSHOT_MAGIC):
-        return blob
-    head = len(SNAPSHOT_MAGIC)
-    size = int.from_bytes(blob[head : head + 8], "little")
-    codec = pa.Codec("zstd")
-    return bytes(
-        codec.decompress(memoryview(blob)[head + 8 :], decompressed_size=size, asbytes=True)
+def snapshot_parts(partition: int, seq: int, saved_ns: int, blob: bytes) -> pa.Table:
+    """The rows of ``SNAPSHOT_PARTS`` holding one stored snapshot, in order."""
+    step = SNAPSHOT_PART_BYTES
+    pieces = [blob[i : i + step] for i in range(0, len(blob), step)] or [b""]
+    n = len(pieces)
+    return pa.table(
+        {
+            "partition": pa.array([partition] * n, pa.int64()),
+            "part": pa.array(range(n), pa.int64()),
+            "seq": pa.array([seq] * n, pa.int64()),
+            "saved_ns": pa.array([saved_ns] * n, pa.int64()),
+            "data": pa.array(pieces, pa.binary()),
+        }
     )
-
-
-log = logging.getLogger("tradelog.store")
-
-_UNITS: Final = {"bytes": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
-                 "TiB": 1 << 40, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}  # fmt: skip
-
-
-def _size_bytes(text: str) -> int | None:
-    """DuckDB's printed size (``'244.1 MiB'``, ``'134217728B'``) in bytes; None if unknown."""
-    number = text.rstrip("BbytesKMGTi ")
-    unit = text[len(number) :].strip()
-    try:
-        return int(float(number) * _UNITS[unit])
-    except (KeyError, ValueError):
-        return None
 
 
 @dataclass(slots=True)
@@ -106,12 +84,8 @@ class _ArrowBatch:
 
 
 def _arrow_tables(batch: CommitBatch) -> _ArrowBatch:
-    """Converts a batch once; its snapshot is replaced by the stored form."""
+    """Converts a batch once."""
     checkpoint_rows = position_checkpoints.batch_rows(batch.events)
-    if batch.snapshot is not None:
-        # compressed here so the msgpack (tens of MB) is freed before the insert runs
-        partition, seq, data = batch.snapshot
-        batch.snapshot = (partition, seq, pack_snapshot(data))
     return _ArrowBatch(
         events=events_to_arrow(batch.events, batch.id_hashes) if batch.events else None,
         rejects=(
@@ -150,13 +124,9 @@ class DuckDBStore(SharedReads):
         self._lock = threading.Lock()
         self._known_streams: set[tuple[str, str]] | None = None
         self._pending_streams: set[tuple[str, str]] = set()
-        self._room_raised = False
         self.read_only = read_only
         if memory_limit:
             self._con.execute("SET memory_limit = ?", [memory_limit])
-        self._memory_limit = memory_limit
-        row = self._con.execute("SELECT current_setting('memory_limit')").fetchone()
-        self._memory_bytes = _size_bytes(str(row[0])) if row else None
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
         if not read_only:
@@ -266,15 +236,10 @@ class DuckDBStore(SharedReads):
                 self._write_positions(con, batch, now)
                 if batch.snapshot is not None:
                     partition, seq, data = batch.snapshot
-                    self._make_room(len(data))
-                    con.execute(
-                        """
-                        INSERT INTO state_snapshots VALUES (?, ?, ?, ?)
-                        ON CONFLICT (partition) DO UPDATE SET
-                            seq = excluded.seq, saved_ns = excluded.saved_ns, data = excluded.data
-                        """,
-                        [partition, seq, now, data],
-                    )
+                    con.execute(f"DELETE FROM {SNAPSHOT_PARTS} WHERE partition = ?", [partition])
+                    con.register("_tl_snapshot", snapshot_parts(partition, seq, now, data))
+                    con.execute(f"INSERT INTO {SNAPSHOT_PARTS} BY NAME SELECT * FROM _tl_snapshot")
+                    con.unregister("_tl_snapshot")
                 if batch.alerts or batch.profiles:
                     self._write_alerts(con, batch, now)
                 con.execute("COMMIT")
@@ -282,35 +247,9 @@ class DuckDBStore(SharedReads):
                 con.execute("ROLLBACK")
                 self._pending_streams.clear()
                 raise
-            finally:
-                self._restore_room()
             if self._known_streams is not None:
                 self._known_streams |= self._pending_streams
             self._pending_streams.clear()
-
-    def _make_room(self, blob_bytes: int) -> None:
-        """Raises DuckDB's memory limit for this transaction when a snapshot BLOB may need
-        more than it leaves: upserting a 64 MB BLOB took over 640 MB (copies in 64-128 MB
-        blocks), and a state far larger than usual must not fail the commit that ends a
-        replay (replay runs with a small limit, ``replay_memory_limit``)."""
-        need = 16 * blob_bytes + (128 << 20)
-        if self._memory_bytes is not None and need > self._memory_bytes:
-            self._con.execute(f"SET memory_limit = '{need}B'")
-            self._room_raised = True
-
-    def _restore_room(self) -> None:
-        """Back to the configured limit once the big BLOB is on disk (a checkpoint writes
-        it out); if DuckDB still cannot free enough, the next commit tries again."""
-        if not self._room_raised:
-            return
-        limit = self._memory_limit or f"{self._memory_bytes}B"
-        try:
-            self._con.execute("CHECKPOINT")
-            self._con.execute("SET memory_limit = ?", [limit])
-        except duckdb.Error:
-            log.warning("DuckDB memory limit stays raised after a large snapshot; retrying")
-            return
-        self._room_raised = False
 
     def _write_positions(
         self, con: duckdb.DuckDBPyConnection, batch: CommitBatch, now: int
@@ -444,12 +383,19 @@ class DuckDBStore(SharedReads):
         return {r[0] for r in rows}
 
     def load_snapshot(self, partition: int) -> tuple[int, bytes] | None:
-        row = (
+        rows = (
             self._cursor()
-            .execute("SELECT seq, data FROM state_snapshots WHERE partition = ?", [partition])
-            .fetchone()
+            .execute(
+                f"SELECT seq, data FROM {SNAPSHOT_PARTS} WHERE partition = ? ORDER BY part",
+                [partition],
+            )
+            .fetchall()
         )
-        return (int(row[0]), unpack_snapshot(bytes(row[1]))) if row else None
+        if not rows:
+            return None
+        if len({r[0] for r in rows}) != 1:  # parts are replaced in one transaction
+            raise RuntimeError(f"state snapshot of partition {partition} mixes seq values")
+        return int(rows[0][0]), b"".join(bytes(r[1]) for r in rows)
 
     def events_after(self, seq: int, limit: int) -> list[Event]:
         table = (

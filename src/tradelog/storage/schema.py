@@ -166,6 +166,18 @@ _SNAPSHOTS_V1: Final[Columns] = (
 )
 
 
+_SNAPSHOT_PARTS_V7: Final[Columns] = (
+    ("partition", "int"),
+    ("part", "int"),
+    ("seq", "int"),
+    ("saved_ns", "int"),
+    ("data", "bytes"),
+)
+SNAPSHOT_PARTS: Final = "state_snapshot_parts"
+"""DuckDB keeps a partition's state snapshot in rows of at most ``SNAPSHOT_PART_BYTES``
+(duckdb_store.py): writing one large BLOB takes many times its size in memory."""
+
+
 _ROUND_TRIPS_V2: Final[Columns] = (
     ("strategy_id", "text"), ("account_id", "text"), ("symbol", "text"), ("side", "text"),
     ("ts_open", "int"), ("ts_close", "int"), ("max_qty", "float"), ("entry_avg_px", "float"),
@@ -292,6 +304,19 @@ def migrations(dialect: Dialect) -> list[tuple[int, str, list[str]]]:
                 ),
                 orders_end_mid_sql(Sql(dialect)),
             ],
+        ),
+        (
+            7,
+            "DuckDB: state snapshots in parts (a large BLOB needs many times its size in memory)",
+            # PostgreSQL keeps one bytea per partition (TOAST stores it in chunks already)
+            [
+                create_table(dialect, SNAPSHOT_PARTS, _SNAPSHOT_PARTS_V7),
+                f"INSERT INTO {SNAPSHOT_PARTS} SELECT partition, 0, seq, saved_ns, data "
+                "FROM state_snapshots",
+                "DROP TABLE state_snapshots",
+            ]
+            if dialect == "duckdb"
+            else [],
         ),
     ]
 

@@ -26,6 +26,7 @@ from tradelog.model.events import (
 )
 from tradelog.model.ids import id_hash, id_hashes
 from tradelog.model.orders import OrderRecord, OrderState, order_record
+from tradelog.pipeline.snapshot_codec import SNAPSHOT_MAGIC, unpack_snapshot
 from tradelog.pipeline.state import PartitionState
 from tradelog.storage import position_checkpoints
 from tradelog.storage.arrow_codec import (
@@ -37,16 +38,14 @@ from tradelog.storage.arrow_codec import (
 )
 from tradelog.storage.base import CommitBatch, StreamPosition
 from tradelog.storage.duckdb_store import (
-    SNAPSHOT_MAGIC,
+    SNAPSHOT_PART_BYTES,
     DuckDBStore,
-    pack_snapshot,
-    unpack_snapshot,
 )
-from tradelog.storage.schema import create_table, current_columns, migrations
+from tradelog.storage.schema import SNAPSHOT_PARTS, create_table, current_columns, migrations
 
 TABLES = (
     "events", "rejects", "anomalies", "orders", "round_trips", "source_positions",
-    "state_snapshots",
+    SNAPSHOT_PARTS,
 )  # fmt: skip
 
 
@@ -416,9 +415,9 @@ def test_events_are_stored_in_batch_order_across_kinds(store: DuckDBStore) -> No
 def test_a_large_state_snapshot_is_written_and_replaced_within_the_default_limits(
     tmp_path: Path, limit: str | None
 ) -> None:
-    """The state snapshot is one BLOB row that DuckDB holds about three times to upsert. A
-    1 M-event replay makes ~43 MB of msgpack, ~4 MB stored; 64 MB that do not compress
-    stand for a state many times larger."""
+    """A snapshot is stored in rows of at most 1 MiB: one 64 MB BLOB took over 640 MB to
+    write. A 1 M-event replay makes ~43 MB of msgpack, ~14 MB stored; 64 MB that do not
+    compress stand for a state many times larger, written twice at replay's 256 MB."""
     s = DuckDBStore(str(tmp_path / "big.duckdb"), memory_limit=limit)
     rng = np.random.default_rng(7)
     try:
@@ -427,7 +426,8 @@ def test_a_large_state_snapshot_is_written_and_replaced_within_the_default_limit
             s.commit(batch(snapshot=(0, seq, data)))
             got = s.load_snapshot(0)
             assert got is not None and got[0] == seq and got[1] == data
-            # the limit was raised for that commit only
+            parts = s.query(f"SELECT count(*) AS n FROM {SNAPSHOT_PARTS}")["n"][0].as_py()
+            assert parts == -(-len(data) // SNAPSHOT_PART_BYTES)  # ceil
             assert limit is not None
             current = s.query("SELECT current_setting('memory_limit') AS m")["m"][0].as_py()
             assert current == _printed_limit(limit)
@@ -445,6 +445,8 @@ def _printed_limit(limit: str) -> str:
 
 
 def test_snapshots_are_stored_compressed_and_read_back_exactly(store: DuckDBStore) -> None:
+    """The state writes its snapshot compressed (``pipeline/snapshot_codec.py``); the store
+    keeps the bytes as they are, in parts."""
     state = PartitionState(0, max_terminal_orders=10)
     for i in range(2_000):
         order = OrderState(f"O{i:06d}")
@@ -453,9 +455,11 @@ def test_snapshots_are_stored_compressed_and_read_back_exactly(store: DuckDBStor
     state.seq = 2_000
     data = state.snapshot()
     store.commit(batch([ev("E1", 1)], snapshot=(0, 2_000, data)))
-    blob = store.query("SELECT data FROM state_snapshots").column("data")[0].as_py()
+    rows = store.query(f"SELECT data FROM {SNAPSHOT_PARTS} ORDER BY part").column("data")
+    blob = b"".join(r.as_py() for r in rows)
     assert blob.startswith(SNAPSHOT_MAGIC)
-    assert len(blob) < len(data) / 4  # 2,000 similar orders compress well
+    assert blob == data
+    assert len(data) < len(unpack_snapshot(data)) / 4  # 2,000 similar orders compress well
     assert store.load_snapshot(0) == (2_000, data)
     restored = PartitionState(0)
     restored.restore(store.load_snapshot(0)[1])  # type: ignore[index]
@@ -465,11 +469,17 @@ def test_snapshots_are_stored_compressed_and_read_back_exactly(store: DuckDBStor
 
 def test_a_plain_snapshot_of_an_older_store_still_loads(store: DuckDBStore) -> None:
     """Stores written before snapshots were compressed hold the msgpack as is."""
-    data = PartitionState(3).snapshot()
-    store._con.execute("INSERT INTO state_snapshots VALUES (3, 42, 0, ?)", [data])
-    assert store.load_snapshot(3) == (42, data)
-    assert unpack_snapshot(pack_snapshot(b"")) == b""
-    assert unpack_snapshot(b"\x80") == b"\x80"
+    state = PartitionState(3)
+    state.orders["O1"] = OrderState("O1")
+    state.seq = 42
+    plain = unpack_snapshot(state.snapshot())
+    assert not plain.startswith(SNAPSHOT_MAGIC)
+    store._con.execute(f"INSERT INTO {SNAPSHOT_PARTS} VALUES (3, 0, 42, 0, ?)", [plain])
+    got = store.load_snapshot(3)
+    assert got == (42, plain)
+    restored = PartitionState(3)
+    restored.restore(got[1])
+    assert list(restored.orders) == ["O1"] and restored.seq == 42
 
 
 def test_a_prepared_batch_stores_exactly_what_an_unprepared_one_does(tmp_path: Path) -> None:
@@ -505,3 +515,29 @@ def test_a_prepared_batch_stores_exactly_what_an_unprepared_one_does(tmp_path: P
     finally:
         plain.close()
         prepared.close()
+
+
+def test_a_snapshot_of_a_version_6_store_moves_to_parts(tmp_path: Path) -> None:
+    """Migration 7 moves the one-row snapshot of older stores into the parts table."""
+    path = str(tmp_path / "v6.duckdb")
+    con = duckdb.connect(path)
+    con.execute(
+        "CREATE TABLE schema_migrations "
+        "(version BIGINT PRIMARY KEY, description VARCHAR, applied_ns BIGINT)"
+    )
+    for version, description, statements in migrations("duckdb")[:6]:
+        for stmt in statements:
+            con.execute(stmt)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", [version, description])
+    data = b"TLZ1 or anything: the store keeps the bytes" * 1000
+    con.execute("INSERT INTO state_snapshots VALUES (2, 77, 5, ?)", [data])
+    con.close()
+    s = DuckDBStore(path)
+    try:
+        assert s.schema_version() == migrations("duckdb")[-1][0]
+        assert s.load_snapshot(2) == (77, data)
+        assert s.load_snapshot(0) is None
+        tables = s.query("SELECT table_name FROM information_schema.tables")["table_name"]
+        assert "state_snapshots" not in tables.to_pylist()
+    finally:
+        s.close()

@@ -27,7 +27,7 @@ from tradelog.storage import position_checkpoints as cp
 from tradelog.storage.base import CommitBatch, EventFilter, Store
 from tradelog.storage.duckdb_store import DuckDBStore, StoreOutdatedError
 from tradelog.storage.queries import pnl
-from tradelog.storage.schema import migrations
+from tradelog.storage.schema import SNAPSHOT_PARTS, migrations
 
 NS = 1_000_000_000
 H = cp.HOUR_NS
@@ -182,6 +182,9 @@ def test_migration_fills_the_table_from_stored_fills(tmp_path: Path) -> None:
         store._con.execute(f"DROP TABLE {cp.TABLE}")
         for col in ("mid_end", "mid_end_ts"):  # migration 6
             store._con.execute(f"ALTER TABLE orders DROP COLUMN {col}")
+        store._con.execute(f"DROP TABLE {SNAPSHOT_PARTS}")  # migration 7
+        (snapshots_v1,) = [s for s in migrations("duckdb")[0][2] if "state_snapshots" in s]
+        store._con.execute(snapshots_v1)
         store._con.execute("DELETE FROM schema_migrations WHERE version >= 5")
     finally:
         store.close()

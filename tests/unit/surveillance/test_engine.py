@@ -10,6 +10,7 @@ from tests.unit.surveillance.streams import Stream, run
 from tests.unit.surveillance.streams import background as streams_background
 from tradelog.model.alerts import TRANSITIONS, alert_id, next_status, risk_band
 from tradelog.model.events import Event
+from tradelog.pipeline.snapshot_codec import unpack_snapshot
 from tradelog.pipeline.state import PartitionState
 from tradelog.surveillance.engine import Surveillance, SurveillanceSettings, SurveillanceState
 
@@ -91,7 +92,7 @@ def test_a_version_1_state_loads_and_continues_like_the_original() -> None:
 def test_snapshot_without_surveillance_restores_an_empty_state() -> None:
     """Snapshots written before surveillance existed still load."""
     part = PartitionState()
-    payload = msgspec.msgpack.decode(part.snapshot())
+    payload = msgspec.msgpack.decode(unpack_snapshot(part.snapshot()))
     del payload["surveillance"]
     restored = PartitionState()
     restored.surveillance.last_ts = 5
