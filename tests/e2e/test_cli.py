@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 usage (bad arguments, missing files), 3 config, 4 runtime.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -316,39 +317,32 @@ def test_unknown_environment_variable_is_a_config_error(logs: Path) -> None:
 SERVICE_LIBRARIES = ("fastapi", "nats", "prometheus_client", "psycopg", "uvicorn", "websockets")
 
 
+def loaded_libraries(modules: str, cwd: Path) -> list[str]:
+    """Which of ``SERVICE_LIBRARIES`` a fresh interpreter has loaded after importing
+    ``modules`` (a comma-separated import list)."""
+    probe = (
+        f"import json, sys, {modules}\n"
+        f"print(json.dumps(sorted(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
 def test_replay_and_check_config_do_not_load_the_service_libraries(tmp_path: Path) -> None:
     """The CLI and the replay path import no web framework or network client: ``--help``,
     ``check-config`` and ``replay`` start without paying for them (cli.py's docstring)."""
-    probe = (
-        "import sys\n"
-        "import tradelog.app, tradelog.cli, tradelog.config\n"
-        f"print(sorted(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert out.stdout.strip() == "[]", out.stdout
+    assert loaded_libraries("tradelog.app, tradelog.cli, tradelog.config", tmp_path) == []
 
 
 def test_the_service_wiring_loads_them(tmp_path: Path) -> None:
-    """The other side of the test above: the probe would see them once ``run``'s wiring
-    is imported (so an empty list there means something)."""
-    probe = (
-        "import sys\n"
-        "import tradelog.service\n"
-        f"print(sorted(m for m in {SERVICE_LIBRARIES!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert out.stdout.strip() == repr(sorted(SERVICE_LIBRARIES)), out.stdout
+    """The other side of the test above: the probe sees them once ``run``'s wiring is
+    imported (so an empty list there means something)."""
+    assert loaded_libraries("tradelog.service", tmp_path) == sorted(SERVICE_LIBRARIES)

@@ -24,6 +24,11 @@ from tradelog.pipeline.state import PartitionState
 
 T = TypeVar("T")
 
+MAX_RUN: Final = 1 << 21
+"""Runs stop merging at about this many hashes (16 MB): merging two sorted runs holds both,
+the result and the sort's buffer at once, ~240 MB at the end of a 10 M-event replay if they
+were allowed to grow into one; capped, a lookup searches a few more runs (one per 2 M ids)."""
+
 Confirmer = Callable[[list[str], list[int]], set[str]]
 """Given ids (and their hashes) found in the runs, returns those that really are stored."""
 
@@ -36,11 +41,13 @@ class IdIndex:
         hashes: npt.NDArray[np.int64] | None = None,
         recent_limit: int = 1 << 16,
         keep_recent: int = 1 << 14,
+        max_run: int = MAX_RUN,
     ) -> None:
         if keep_recent >= recent_limit:
             raise ValueError("keep_recent must be smaller than recent_limit")
         self.recent_limit = recent_limit
         self.keep_recent = keep_recent
+        self.max_run = max_run
         self.recent: dict[int, str] = {}
         self._runs: list[npt.NDArray[np.int64]] = []
         if hashes is not None and len(hashes):
@@ -70,12 +77,16 @@ class IdIndex:
         for h in old:
             del self.recent[h]
         self._runs.append(run)
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            b = self._runs.pop()
-            a = self._runs.pop()
-            merged = np.concatenate((a, b))
+        runs = self._runs
+        while (
+            len(runs) > 1
+            and len(runs[-2]) <= 2 * len(runs[-1])
+            and len(runs[-2]) + len(runs[-1]) <= self.max_run
+        ):
+            merged = np.concatenate((runs[-2], runs[-1]))
+            del runs[-2:]
             merged.sort(kind="stable")
-            self._runs.append(merged)
+            runs.append(merged)
 
 
 class Dedup:
