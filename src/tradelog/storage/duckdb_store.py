@@ -58,8 +58,9 @@ limit had to be raised for that commit, +150 MB of peak RSS at the end of the re
 def snapshot_parts(partition: int, seq: int, saved_ns: int, blob: bytes) -> pa.Table:
     """The rows of ``SNAPSHOT_PARTS`` holding one stored snapshot, in order."""
     step = SNAPSHOT_PART_BYTES
-    view = memoryview(blob)  # slices are views: Arrow copies each piece once
-    pieces = [view[i : i + step] for i in range(0, len(blob), step)] or [view]
+    # bytes slices, not memoryview slices: an Arrow binary array built from memoryviews
+    # kept their memory alive after the insert (+19 MB per 19 MB snapshot, measured)
+    pieces = [blob[i : i + step] for i in range(0, len(blob), step)] or [b""]
     n = len(pieces)
     return pa.table(
         {
