@@ -60,7 +60,9 @@ class CommitBatch:
     """Orders known only from later events (no order_new seen): stored only if absent."""
     positions: list[StreamPosition] = field(default_factory=list)
     snapshot: tuple[int, int, bytes] | None = None
-    """(partition, seq, state bytes) to save with this batch."""
+    """(partition, seq, state bytes) to save with this batch: ``PartitionState.snapshot``'s
+    stored form, already compressed; a store keeps the bytes as they are and
+    ``load_snapshot`` returns them unchanged (``PartitionState.restore`` unpacks)."""
     alerts: list[Alert] = field(default_factory=list)
     """Surveillance alerts opened or updated (upserted; status and history are kept)."""
     profiles: list[ProfileRow] = field(default_factory=list)
